@@ -1,0 +1,712 @@
+/*
+ * SPDX-License-Identifier: Apache-2.0
+ *
+ * server.c: the local control socket: accept, frames in, replies out.
+ *
+ * Each connection owns one input buffer and one output buffer. A frame is
+ * handled only once all of it is in; its length is judged from the header
+ * before waiting for it. A client that breaks the framing gets a status
+ * frame and is closed after it is flushed; a malformed body costs only
+ * that request. Connections are freed at the end of a turn, never inside
+ * a callback, so the loop never touches freed memory.
+ */
+#include "manager/manager_int.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <grp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "base/base.h"
+
+#define READ_CHUNK 65536
+
+static void conn_io_cb(struct loop *l, unsigned events, void *arg);
+static void server_dispatch(struct conn *c, const struct wire_hdr *h,
+                            const uint8_t *body, size_t len);
+
+/* Output. */
+
+int
+conn_frame(struct conn *c, uint16_t type, uint8_t flags, uint64_t id,
+           const struct wire_type *t, const void *obj)
+{
+    int rc;
+
+    if (c->dead) {
+        return ERR_CLOSED;
+    }
+    rc = wire_frame_append(&c->out, type, flags, id, t, obj);
+    if (rc == ERR_NOMEM) {
+        /* Closed once what is queued is flushed; closing now would free
+         * state that the caller is still using. */
+        log_warn("server", "out of memory for a reply: conn=%" PRIu64,
+                 c->serial);
+        c->closing = true;
+    }
+    return rc;
+}
+
+void
+conn_status(struct conn *c, uint64_t id, const struct control_out *o)
+{
+    struct shoal_status_msg st = {
+        .code = (uint32_t)o->code,
+        .message = (char *)o->message,
+        .current_version = o->current_version,
+    };
+
+    conn_frame(c, WIRE_MSG_STATUS, 0, id, &wire_type_status_msg, &st);
+    conn_flush(c);
+}
+
+static void
+conn_status_msg(struct conn *c, uint64_t id, int code, const char *msg)
+{
+    struct control_out o = {.code = code};
+
+    snprintf(o.message, sizeof o.message, "%s", msg);
+    conn_status(c, id, &o);
+}
+
+/* The one array a list reply fills, seen generically, so that it can be
+ * sent in slices without copying. */
+struct list_view {
+    uint8_t **items;
+    size_t *n;
+    const struct wire_type *type;
+};
+
+static bool
+list_view_of(struct shoal_list_reply *r, struct list_view *v)
+{
+#define LIST_CASE(f, ty)                                                   \
+    if (r->n_##f > 0) {                                                    \
+        v->items = (uint8_t **)&r->f;                                      \
+        v->n = &r->n_##f;                                                  \
+        v->type = &wire_type_##ty;                                         \
+        return true;                                                       \
+    }
+    LIST_CASE(nodes, node)
+    LIST_CASE(services, service)
+    LIST_CASE(tasks, task)
+    LIST_CASE(networks, network)
+    LIST_CASE(clusters, cluster)
+    LIST_CASE(secrets, secret)
+    LIST_CASE(configs, config)
+#undef LIST_CASE
+    return false;
+}
+
+/*
+ * Send a list in frames of about LIST_CHUNK_BYTES, each a list_reply over
+ * a slice of the one array, all but the last flagged MORE. The slices
+ * borrow the array: only the count and the pointer are changed, and put
+ * back before returning.
+ */
+static void
+conn_reply_list(struct conn *c, uint64_t id, uint16_t type,
+                struct shoal_list_reply *r)
+{
+    struct list_view v;
+    uint8_t *base;
+    size_t total;
+    size_t start = 0;
+
+    if (!list_view_of(r, &v)) {
+        conn_frame(c, type | WIRE_REPLY, 0, id, &wire_type_list_reply, r);
+        return;
+    }
+    base = *v.items;
+    total = *v.n;
+    while (start < total && !c->dead) {
+        size_t size = wire_type_size(v.type);
+        size_t bytes = 0;
+        size_t end = start;
+        uint8_t flags;
+
+        while (end < total && (end == start || bytes < LIST_CHUNK_BYTES)) {
+            bytes += wire_encoded_size(v.type, base + end * size) + 16;
+            end++;
+        }
+        *v.items = base + start * size;
+        *v.n = end - start;
+        flags = end < total ? WIRE_F_MORE : 0;
+        conn_frame(c, type | WIRE_REPLY, flags, id, &wire_type_list_reply, r);
+        start = end;
+    }
+    *v.items = base;
+    *v.n = total;
+}
+
+void
+conn_reply(struct conn *c, uint64_t id, uint16_t type,
+           const struct wire_type *t, const void *obj)
+{
+    if (t == &wire_type_list_reply) {
+        conn_reply_list(c, id, type, (struct shoal_list_reply *)obj);
+    } else if (conn_frame(c, type | WIRE_REPLY, 0, id, t, obj) ==
+               ERR_TOOBIG) {
+        conn_status_msg(c, id, SHOAL_RESOURCE_EXHAUSTED,
+                        "reply exceeds the frame size limit");
+    }
+    conn_flush(c);
+}
+
+static void
+conn_update_events(struct conn *c)
+{
+    unsigned ev = 0;
+
+    if (!c->closing && c->out.len < CONN_OUT_HIGH) {
+        ev |= LOOP_READ;
+    }
+    if (c->out.len > 0) {
+        ev |= LOOP_WRITE;
+    }
+    if (loop_io_set(&c->m->loop, &c->io, ev) != 0) {
+        conn_close(c, "epoll_ctl failed");
+    }
+}
+
+void
+conn_flush(struct conn *c)
+{
+    bool was_high = c->out.len >= CONN_OUT_HIGH / 2;
+
+    while (!c->dead && c->out.len > 0) {
+        ssize_t n = send(c->io.fd, c->out.data, c->out.len, MSG_NOSIGNAL);
+
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            break;
+        }
+        if (n <= 0) {
+            conn_close(c, "write failed");
+            return;
+        }
+        wire_buf_consume(&c->out, (size_t)n);
+    }
+    if (c->dead) {
+        return;
+    }
+    if (c->closing && c->out.len == 0) {
+        conn_close(c, "closed after an error");
+        return;
+    }
+    conn_update_events(c);
+
+    /* Room again: streams that waited for it may go on. */
+    if (was_high && c->out.len < CONN_OUT_HIGH / 2) {
+        watch_pump_conn(c);
+    }
+}
+
+/* Send a status, then close once it is flushed: the stream of frames
+ * can no longer be trusted. */
+static void
+conn_fail(struct conn *c, uint64_t id, int code, const char *msg)
+{
+    log_info("server", "closing client: conn=%" PRIu64 " pid=%d reason=\"%s\"",
+             c->serial, (int)c->pid, msg);
+    c->closing = true;
+    conn_status_msg(c, id, code, msg);
+}
+
+void
+conn_close(struct conn *c, const char *why)
+{
+    struct manager *m = c->m;
+
+    if (c->dead) {
+        return;
+    }
+    log_debug("server", "client closed: conn=%" PRIu64 " reason=\"%s\"",
+              c->serial, why);
+    c->dead = true;
+    loop_io_stop(&m->loop, &c->io);
+    close(c->io.fd);
+    watch_drop_conn(c);
+    TAILQ_REMOVE(&m->conns, c, link);
+    TAILQ_INSERT_TAIL(&m->dead_conns, c, link);
+    m->n_conns--;
+    loop_defer(&m->loop, &m->reap);
+}
+
+static void
+server_reap_cb(struct loop *l, void *arg)
+{
+    struct manager *m = arg;
+    struct conn *c;
+    struct pending *pd;
+
+    (void)l;
+    /* Writes still in flight answer nobody once their client is gone. */
+    TAILQ_FOREACH(pd, &m->unsynced, link) {
+        if (pd->conn && pd->conn->dead) {
+            pd->conn = NULL;
+        }
+    }
+    while ((c = TAILQ_FIRST(&m->dead_conns))) {
+        TAILQ_REMOVE(&m->dead_conns, c, link);
+        wire_buf_fini(&c->in);
+        wire_buf_fini(&c->out);
+        free(c);
+    }
+}
+
+/* Input. */
+
+static void
+conn_handle_frames(struct conn *c)
+{
+    while (!c->dead && !c->closing) {
+        struct wire_hdr h;
+        ssize_t rc = wire_hdr_decode(&h, c->in.data, c->in.len);
+        size_t total;
+
+        if (rc == ERR_AGAIN) {
+            return;
+        }
+        if (rc < 0) {
+            conn_fail(c, h.id, SHOAL_INVALID_ARGUMENT,
+                      "frame length out of bounds");
+            return;
+        }
+        if (h.version != WIRE_PROTO_VERSION) {
+            conn_fail(c, h.id, SHOAL_INVALID_ARGUMENT,
+                      "unsupported protocol version");
+            return;
+        }
+        if (h.flags & ~WIRE_F_KNOWN) {
+            conn_fail(c, h.id, SHOAL_INVALID_ARGUMENT, "unknown frame flags");
+            return;
+        }
+        total = (size_t)h.len + 4;
+        if (c->in.len < total) {
+            return; /* the rest of the frame is still on its way */
+        }
+        server_dispatch(c, &h, c->in.data + WIRE_HDR_BYTES,
+                        total - WIRE_HDR_BYTES);
+        if (!c->dead) {
+            wire_buf_consume(&c->in, total);
+        }
+    }
+}
+
+static void
+conn_read(struct conn *c)
+{
+    for (int i = 0; i < 16 && !c->dead && !c->closing; i++) {
+        ssize_t n;
+
+        if (wire_buf_reserve(&c->in, READ_CHUNK) != 0) {
+            conn_close(c, "out of memory for input");
+            return;
+        }
+        n = recv(c->io.fd, c->in.data + c->in.len, READ_CHUNK, 0);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            break;
+        }
+        if (n <= 0) {
+            conn_close(c, n == 0 ? "end of stream" : "read failed");
+            return;
+        }
+        c->in.len += (size_t)n;
+        conn_handle_frames(c);
+        if (c->out.len >= CONN_OUT_HIGH) {
+            break; /* the client must read before it may write more */
+        }
+    }
+    /* Unused room is given back, so idle clients cost little. */
+    if (!c->dead && c->in.len == 0 && c->in.cap > READ_CHUNK) {
+        wire_buf_fini(&c->in);
+    }
+}
+
+static void
+conn_io_cb(struct loop *l, unsigned events, void *arg)
+{
+    struct conn *c = arg;
+
+    (void)l;
+    if (events & LOOP_READ) {
+        conn_read(c);
+    }
+    if (!c->dead && (events & LOOP_WRITE || c->out.len > 0)) {
+        conn_flush(c);
+    }
+}
+
+/* Dispatch. */
+
+static void
+server_hello(struct conn *c, const struct wire_hdr *h, const uint8_t *body,
+             size_t len)
+{
+    struct manager *m = c->m;
+    struct shoal_hello hello = {0};
+    struct shoal_hello_reply reply = {
+        .proto = WIRE_PROTO_VERSION,
+        .node_id = m->node_id,
+        .cluster_id = m->cluster_id,
+        .leader_id = m->node_id,
+        .leader_addr = "",
+        .server_version = SHOAL_VERSION,
+        .max_frame_bytes = WIRE_MAX_FRAME,
+    };
+
+    if (h->type != WIRE_MSG_HELLO || h->id != 0) {
+        conn_fail(c, h->id, SHOAL_FAILED_PRECONDITION,
+                  "the first frame must be a hello with request id 0");
+        return;
+    }
+    if (wire_decode(&wire_type_hello, &hello, body, len) != 0) {
+        conn_fail(c, h->id, SHOAL_INVALID_ARGUMENT, "malformed hello");
+        return;
+    }
+    if (hello.proto_min > WIRE_PROTO_VERSION ||
+        hello.proto_max < WIRE_PROTO_VERSION) {
+        wire_free(&wire_type_hello, &hello);
+        conn_fail(c, h->id, SHOAL_UNIMPLEMENTED,
+                  "no common protocol version: server speaks 1 to 1");
+        return;
+    }
+    wire_free(&wire_type_hello, &hello);
+    c->hello_done = true;
+    conn_reply(c, h->id, WIRE_MSG_HELLO, &wire_type_hello_reply, &reply);
+}
+
+static void
+server_stats(struct conn *c, uint64_t id)
+{
+    struct manager *m = c->m;
+    struct shoal_stats_reply st = m->stats;
+    struct wal_stats ws;
+
+    wal_get_stats(m->wal, &ws);
+    st.applied_index = store_applied(m->store);
+    st.log_first_index = ws.first_index;
+    st.log_last_index = ws.last_index;
+    st.fsyncs = ws.n_fdatasync;
+    st.connections = m->n_conns;
+    for (int k = SHOAL_KIND_NODE; k < SHOAL_KIND_COUNT; k++) {
+        st.objects += store_count(m->store, (enum shoal_kind)k);
+    }
+    conn_reply(c, id, WIRE_MSG_STATS, &wire_type_stats_reply, &st);
+}
+
+static void
+server_answer(struct conn *c, uint64_t id, uint16_t type,
+              struct control_out *o)
+{
+    if (o->code != SHOAL_OK) {
+        conn_status(c, id, o);
+    } else {
+        conn_reply(c, id, type, o->reply_type, o->reply);
+    }
+}
+
+/* A control request: a read is answered now, a write goes to the log. */
+static void
+server_control(struct conn *c, const struct wire_hdr *h,
+               const struct wire_msg_info *info, void *req)
+{
+    struct manager *m = c->m;
+    struct pending *pd = calloc(1, sizeof *pd);
+    int rc;
+
+    if (!pd) {
+        conn_status_msg(c, h->id, SHOAL_RESOURCE_EXHAUSTED, "out of memory");
+        return;
+    }
+    rc = control_handle(&m->control, h->type, req, &pd->out);
+    if (rc != 0 || !pd->out.proposal) {
+        if (rc != 0) {
+            pd->out.code = SHOAL_RESOURCE_EXHAUSTED;
+            snprintf(pd->out.message, sizeof pd->out.message,
+                     "out of memory");
+        }
+        server_answer(c, h->id, info->type, &pd->out);
+        control_out_fini(&pd->out);
+        free(pd);
+        return;
+    }
+
+    pd->conn = c;
+    pd->req_id = h->id;
+    pd->type = h->type;
+    pd->proposal = pd->out.proposal;
+    pd->out.proposal = NULL;
+    rc = commit_propose(m, pd);
+    if (rc != 0) {
+        pd->out.code = m->log_failed ? SHOAL_UNAVAILABLE : SHOAL_INTERNAL;
+        snprintf(pd->out.message, sizeof pd->out.message,
+                 "the write could not be logged: %s", err_str(rc));
+        conn_status(c, h->id, &pd->out);
+        wire_free(&wire_type_proposal, pd->proposal);
+        free(pd->proposal);
+        control_out_fini(&pd->out);
+        free(pd);
+    }
+}
+
+static void
+server_dispatch(struct conn *c, const struct wire_hdr *h,
+                const uint8_t *body, size_t len)
+{
+    const struct wire_msg_info *info;
+    void *req;
+
+    c->m->stats.requests++;
+    if (!c->hello_done) {
+        server_hello(c, h, body, len);
+        return;
+    }
+    if (h->type == WIRE_MSG_HELLO) {
+        conn_fail(c, h->id, SHOAL_FAILED_PRECONDITION, "a second hello");
+        return;
+    }
+    if (h->flags & WIRE_F_MORE) {
+        conn_status_msg(c, h->id, SHOAL_INVALID_ARGUMENT,
+                        "a request cannot carry the MORE flag");
+        return;
+    }
+    if (h->flags & WIRE_F_FORWARDED) {
+        conn_status_msg(c, h->id, SHOAL_PERMISSION_DENIED,
+                        "only managers may forward requests");
+        return;
+    }
+    if (h->type == WIRE_MSG_CANCEL) {
+        watch_cancel(c, h->id);
+        return;
+    }
+    if (h->type == WIRE_MSG_STATS) {
+        server_stats(c, h->id);
+        return;
+    }
+    info = wire_msg_info(h->type);
+    if (!info || !info->request || h->type == WIRE_MSG_STATUS) {
+        conn_status_msg(c, h->id, SHOAL_UNIMPLEMENTED,
+                        "unknown message type");
+        return;
+    }
+
+    req = calloc(1, wire_type_size(info->request));
+    if (!req) {
+        conn_status_msg(c, h->id, SHOAL_RESOURCE_EXHAUSTED, "out of memory");
+        return;
+    }
+    if (wire_decode(info->request, req, body, len) != 0) {
+        conn_status_msg(c, h->id, SHOAL_INVALID_ARGUMENT,
+                        "malformed request body");
+        free(req);
+        return;
+    }
+    if (h->type == WIRE_MSG_WATCH) {
+        watch_start(c, h->id, req);
+        return;
+    }
+    server_control(c, h, info, req);
+    wire_free(info->request, req);
+    free(req);
+}
+
+/* Accept. */
+
+static void
+server_accept_one(struct manager *m, int fd)
+{
+    struct conn *c = calloc(1, sizeof *c);
+    struct ucred cred;
+    socklen_t cl = sizeof cred;
+
+    if (!c) {
+        close(fd);
+        return;
+    }
+    c->m = m;
+    c->serial = ++m->conn_serial;
+    c->io.fd = fd;
+    c->io.events = LOOP_READ;
+    c->io.cb = conn_io_cb;
+    c->io.arg = c;
+    TAILQ_INIT(&c->watches);
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cl) == 0) {
+        c->pid = cred.pid;
+        c->uid = cred.uid;
+    }
+    if (loop_io_start(&m->loop, &c->io) != 0) {
+        close(fd);
+        free(c);
+        return;
+    }
+    TAILQ_INSERT_TAIL(&m->conns, c, link);
+    m->n_conns++;
+    m->stats.connections++;
+    log_debug("server", "client connected: conn=%" PRIu64 " pid=%d uid=%d",
+              c->serial, (int)c->pid, (int)c->uid);
+}
+
+/*
+ * Out of descriptors: give up the spare one, accept and close at once so
+ * the client learns it instead of waiting, then take the spare back.
+ */
+static void
+server_shed(struct manager *m)
+{
+    static uint64_t suppressed;
+    int fd;
+
+    if (suppressed++ % 1000 == 0) {
+        log_warn("server", "out of file descriptors, refusing clients: "
+                 "conns=%zu suppressed=%" PRIu64, m->n_conns, suppressed - 1);
+    }
+    if (m->reserve_fd >= 0) {
+        close(m->reserve_fd);
+        fd = accept4(m->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+        if (fd >= 0) {
+            close(fd);
+        }
+        m->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    }
+}
+
+static void
+server_accept_cb(struct loop *l, unsigned events, void *arg)
+{
+    struct manager *m = arg;
+
+    (void)l;
+    (void)events;
+    for (int i = 0; i < 64; i++) {
+        int fd = accept4(m->listen_fd, NULL, NULL,
+                         SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+        if (fd >= 0) {
+            server_accept_one(m, fd);
+            continue;
+        }
+        if (errno == EMFILE || errno == ENFILE) {
+            server_shed(m);
+        } else if (errno != EAGAIN && errno != EINTR &&
+                   errno != ECONNABORTED) {
+            log_warn("server", "accept failed: errno=%d", errno);
+        }
+        return;
+    }
+}
+
+static int
+server_socket_mode(struct manager *m)
+{
+    const char *path = m->cfg.control_socket;
+    struct group *g;
+
+    if (!m->cfg.socket_group) {
+        return chmod(path, 0600) == 0 ? 0 : -errno;
+    }
+    g = getgrnam(m->cfg.socket_group);
+    if (!g) {
+        log_err("server", "no such group: group=%s", m->cfg.socket_group);
+        return -ENOENT;
+    }
+    if (chown(path, (uid_t)-1, g->gr_gid) != 0 || chmod(path, 0660) != 0) {
+        return -errno;
+    }
+    return 0;
+}
+
+int
+server_start(struct manager *m)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    const char *path = m->cfg.control_socket;
+    mode_t old_mask;
+    int rc;
+
+    TAILQ_INIT(&m->conns);
+    TAILQ_INIT(&m->dead_conns);
+    m->reap.cb = server_reap_cb;
+    m->reap.arg = m;
+    if (strlen(path) >= sizeof sa.sun_path) {
+        log_err("server", "socket path too long: path=%s max=%zu", path,
+                sizeof sa.sun_path - 1);
+        return -ENAMETOOLONG;
+    }
+    strcpy(sa.sun_path, path);
+
+    m->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK |
+                          SOCK_CLOEXEC, 0);
+    if (m->listen_fd < 0) {
+        return -errno;
+    }
+    /* A socket file left by a killed daemon: the state lock is ours, so
+     * no live manager of this state directory is serving it. */
+    unlink(path);
+    old_mask = umask(0177); /* never visible with a looser mode */
+    rc = bind(m->listen_fd, (struct sockaddr *)&sa, sizeof sa);
+    umask(old_mask);
+    if (rc != 0 || listen(m->listen_fd, 1024) != 0) {
+        rc = -errno;
+        log_err("server", "cannot listen: path=%s: %s", path, err_str(rc));
+        goto fail_close;
+    }
+    rc = server_socket_mode(m);
+    if (rc != 0) {
+        log_err("server", "cannot set socket mode: path=%s: %s", path,
+                err_str(rc));
+        goto fail_close;
+    }
+    m->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    m->listen_io = (struct loop_io){
+        .fd = m->listen_fd, .events = LOOP_READ,
+        .cb = server_accept_cb, .arg = m,
+    };
+    rc = loop_io_start(&m->loop, &m->listen_io);
+    if (rc != 0) {
+        goto fail_close;
+    }
+    return 0;
+
+fail_close:
+    close(m->listen_fd);
+    m->listen_fd = -1;
+    ASSERT(rc != 0);
+    return rc;
+}
+
+void
+server_stop(struct manager *m)
+{
+    struct conn *c;
+
+    if (m->listen_fd >= 0) {
+        loop_io_stop(&m->loop, &m->listen_io);
+        close(m->listen_fd);
+        unlink(m->cfg.control_socket);
+        m->listen_fd = -1;
+    }
+    if (m->reserve_fd >= 0) {
+        close(m->reserve_fd);
+        m->reserve_fd = -1;
+    }
+    while ((c = TAILQ_FIRST(&m->conns))) {
+        watch_end_all(c, SHOAL_UNAVAILABLE, "the manager is shutting down");
+        conn_flush(c);
+        conn_close(c, "server stopping");
+    }
+    server_reap_cb(&m->loop, m);
+}
