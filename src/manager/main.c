@@ -28,7 +28,7 @@
 #define EX_NOPERM_ 77
 
 static const char usage_text[] =
-    "usage: shoald [options]\n"
+    "Usage: shoald [options]\n"
     "\n"
     "Run one shoal manager: the replicated store of cluster objects and\n"
     "its control API on a local Unix socket.\n"
@@ -112,7 +112,8 @@ parse_args(int argc, char **argv, struct options *o)
             fputs(usage_text, stdout);
             exit(EX_OK_);
         default:
-            fputs(usage_text, stderr);
+            /* getopt has said what was wrong. */
+            fputs("Try 'shoald --help'.\n", stderr);
             return EX_USAGE_;
         }
     }

@@ -296,6 +296,8 @@ manager_run(struct manager *m)
     /* Whatever was accepted is made durable and answered before exit. */
     commit_close(m);
     server_stop(m);
+    log_notice("manager", "stopped: applied=%" PRIu64,
+               store_applied(m->store));
     return rc;
 }
 

@@ -502,6 +502,15 @@ is_help(const char *w)
            strcmp(w, "help") == 0;
 }
 
+/* An unknown verb of a known noun: point at the noun's help. */
+static int
+usage_noun(const char *noun, const char *verb)
+{
+    ctl_error(CTL_EXIT_USAGE, "unknown command \"%s %s\"", noun, verb);
+    fprintf(stderr, "See 'shoalctl %s --help'.\n", noun);
+    return CTL_EXIT_USAGE;
+}
+
 /* "help", "help NOUN", "help NOUN VERB", "help VERB". */
 static int
 run_help(int argc, char **argv)
@@ -520,8 +529,7 @@ run_help(int argc, char **argv)
     if (cmds && argc > 1) {
         cmd = find_cmd(cmds, argv[1]);
         if (!cmd) {
-            return ctl_usage(NULL, "unknown command \"%s %s\"", argv[0],
-                             argv[1]);
+            return usage_noun(argv[0], argv[1]);
         }
     }
     if (cmd) {
@@ -548,7 +556,7 @@ run_noun(struct ctl *ctl, const char *noun, const struct ctl_cmd *cmds,
     }
     cmd = find_cmd(cmds, argv[0]);
     if (!cmd) {
-        return ctl_usage(NULL, "unknown command \"%s %s\"", noun, argv[0]);
+        return usage_noun(noun, argv[0]);
     }
     return run_cmd(ctl, cmd, argc - 1, argv + 1);
 }

@@ -52,10 +52,28 @@ ctl_table_row(struct libscols_table *t, const char *const *cells, size_t n)
     return 0;
 }
 
+/* libsmartcols prints nothing for a table without rows, but a person
+ * (and a script counting lines) expects the header alone. */
+static int
+ctl_table_print_header(struct libscols_table *t)
+{
+    size_t n = scols_table_get_ncols(t);
+
+    for (size_t i = 0; i < n; i++) {
+        struct libscols_column *c = scols_table_get_column(t, i);
+        const char *name = scols_cell_get_data(scols_column_get_header(c));
+
+        printf("%s%s", i ? " " : "", name ? name : "");
+    }
+    putchar('\n');
+    return 0;
+}
+
 int
 ctl_table_print(struct libscols_table *t)
 {
-    int rc = scols_print_table(t);
+    int rc = scols_table_get_nlines(t) == 0 ? ctl_table_print_header(t)
+                                             : scols_print_table(t);
 
     scols_unref_table(t);
     return rc == 0 ? CTL_EXIT_OK : CTL_EXIT_ERROR;
