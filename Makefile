@@ -40,7 +40,7 @@ BASE_SRC   = $(wildcard src/base/*.c) $(wildcard wire/*.c)
 CLIENT_SRC = $(wildcard src/client/*.c)
 # raft joins the core when the daemon drives it (the cluster issue); until
 # then tests/sim/suite.mk builds it on its own.
-CORE_DIRS  = loop store storage control
+CORE_DIRS  = loop store storage control ca
 CORE_SRC   = $(foreach d,$(CORE_DIRS),$(wildcard src/$(d)/*.c))
 MGR_SRC    = $(filter-out src/manager/main.c,$(wildcard src/manager/*.c))
 CTL_SRC    = $(filter-out tools/ctl/main.c,$(wildcard tools/ctl/*.c))
@@ -151,9 +151,10 @@ run: deps all
 	      "$(SHOALCTL) cluster ls"
 	$(SHOALD) --state-dir $(RUN_DIR) --hostname $$(hostname)
 
-# Installs what is missing, and nothing when all is there.
-deps:
-	@missing=""; for p in $(PKGS); do \
+# Installs the Debian packages of $(1) that are missing, and nothing when
+# all are there; with sudo when not root.
+define install_missing
+	@missing=""; for p in $(1); do \
 	    dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; \
 	done; \
 	if [ -n "$$missing" ]; then \
@@ -163,6 +164,10 @@ deps:
 	    DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq \
 	        $$missing; \
 	fi
+endef
+
+deps:
+	$(call install_missing,$(PKGS))
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

@@ -1,0 +1,773 @@
+/*
+ * SPDX-License-Identifier: Apache-2.0
+ *
+ * tools/bench/load.c: the load of the shoal and echo targets.
+ *
+ * One thread per client, each with its own connection keeping depth
+ * requests in flight (libshoal pipelining: shoal_send, then shoal_recv
+ * matched by request id). Threads start together at a barrier; latency
+ * is counted for requests sent after the warm-up and answered before the
+ * end of the window, in per-thread histograms merged at the end, so the
+ * clients share nothing while they run but two counters.
+ *
+ * Read replies are recognised by their frame type and not decoded: the
+ * server's work is what is measured, and the echo target is read the
+ * same way. Write replies are decoded for the object's new version.
+ */
+#include "bench.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "shoal/client.h"
+
+#define LOAD_GROUPS 10   /* list: objects are spread over this many labels */
+#define LOAD_WATCH_OBJS 16 /* watch: objects the writer updates in turn */
+
+/* What all clients of a run share. */
+struct load_run {
+    const struct bench_params *p;
+    const char *path;
+    const char *tag;
+    char **ids; /* preloaded objects for reads and lists */
+    unsigned n_ids;
+    uint8_t *value;
+    pthread_barrier_t start;
+    uint64_t t_warm; /* window start */
+    _Atomic uint64_t t_end; /* window end; UINT64_MAX until known */
+    _Atomic uint64_t done;  /* measured completions (ops mode) */
+    _Atomic int failed;
+};
+
+/* One object a client updates by version. */
+struct load_obj {
+    char *id;
+    uint64_t version;
+};
+
+/* One request in flight. */
+struct load_slot {
+    uint64_t id;
+    uint64_t t0;
+    uint16_t type;
+    bool busy;
+};
+
+struct load_client {
+    struct load_run *run;
+    unsigned n;
+    pthread_t thread;
+    struct shoal_client *c;
+    struct load_slot *slots;
+    struct load_obj *objs; /* one per slot, for writes */
+    uint64_t rnd;
+    uint64_t seq;
+    struct bench_result res; /* lat histogram only, merged later */
+    char note[256];
+};
+
+static uint64_t
+load_rand(uint64_t *s)
+{
+    *s ^= *s << 13;
+    *s ^= *s >> 7;
+    *s ^= *s << 17;
+    return *s;
+}
+
+/* Fill a config spec named name with data run->value and label k=v. */
+static int
+load_spec(struct shoal_config_spec *s, const char *name,
+          const struct load_run *run, const char *k, const char *v)
+{
+    memset(s, 0, sizeof *s);
+    s->annotations.name = (char *)name;
+    s->data.data = run->value;
+    s->data.len = run->p->value_bytes;
+    return k ? wire_map_set(&s->annotations.labels, k, v) : 0;
+}
+
+/* Free what load_spec allocated (the labels only). */
+static void
+load_spec_fini(struct shoal_config_spec *s)
+{
+    struct shoal_map *m = &s->annotations.labels;
+
+    for (size_t i = 0; i < m->n; i++) {
+        free(m->v[i].key);
+        free(m->v[i].value);
+    }
+    free(m->v);
+    m->v = NULL;
+    m->n = 0;
+}
+
+/* Create a config named name; store its id and version. */
+static int
+load_create(struct shoal_client *c, const struct load_run *run,
+            const char *name, const char *group, struct load_obj *o,
+            struct shoal_error *err)
+{
+    struct shoal_create_config_request req = {0};
+    struct shoal_config_spec spec;
+    struct shoal_config reply = {0};
+    int rc;
+
+    rc = load_spec(&spec, name, run, group ? "group" : NULL, group);
+    if (rc != 0) {
+        return -SHOAL_RESOURCE_EXHAUSTED;
+    }
+    req.spec = &spec;
+    rc = shoal_call(c, WIRE_MSG_CREATE_CONFIG, &req, &reply, err);
+    load_spec_fini(&spec);
+    if (rc != 0) {
+        return rc;
+    }
+    o->id = reply.id;
+    o->version = reply.meta.version;
+    reply.id = NULL;
+    wire_free(&wire_type_config, &reply);
+    return 0;
+}
+
+/* Queue the next request of slot s. */
+static int
+load_send(struct load_client *lc, unsigned s, struct shoal_error *err)
+{
+    const struct bench_params *p = lc->run->p;
+    struct shoal_update_config_request ur = {0};
+    struct shoal_list_request lr = {0};
+    struct shoal_id_request ir = {0};
+    struct shoal_config_spec spec;
+    char name[128], v[32];
+    const void *body;
+    uint16_t type;
+    bool write;
+    int rc;
+
+    write = p->workload == BENCH_W_WRITE ||
+            (p->workload == BENCH_W_MIXED &&
+             (double)(load_rand(&lc->rnd) % 10000) >= p->read_ratio * 10000);
+    if (write) {
+        snprintf(name, sizeof name, "%s-c%u-s%u", lc->run->tag, lc->n, s);
+        snprintf(v, sizeof v, "%" PRIu64, ++lc->seq);
+        if (load_spec(&spec, name, lc->run, "seq", v) != 0) {
+            return -SHOAL_RESOURCE_EXHAUSTED;
+        }
+        ur.id = lc->objs[s].id;
+        ur.version = lc->objs[s].version;
+        ur.spec = &spec;
+        type = WIRE_MSG_UPDATE_CONFIG;
+        body = &ur;
+    } else if (p->workload == BENCH_W_LIST) {
+        snprintf(v, sizeof v, "g%u",
+                 (unsigned)(load_rand(&lc->rnd) % LOAD_GROUPS));
+        if (wire_map_set(&lr.labels, "group", v) != 0) {
+            return -SHOAL_RESOURCE_EXHAUSTED;
+        }
+        type = WIRE_MSG_LIST_CONFIGS;
+        body = &lr;
+    } else {
+        ir.id = lc->run->ids[load_rand(&lc->rnd) % lc->run->n_ids];
+        type = WIRE_MSG_GET_CONFIG;
+        body = &ir;
+    }
+    lc->slots[s].type = type;
+    lc->slots[s].t0 = bench_now_ns();
+    lc->slots[s].busy = true;
+    rc = shoal_send(lc->c, type, body, &lc->slots[s].id, err);
+    if (write) {
+        load_spec_fini(&spec);
+    }
+    wire_free(&wire_type_list_request, &lr);
+    return rc;
+}
+
+/* The status code of a final frame for slot sl; keeps the version. */
+static int
+load_code(struct load_client *lc, unsigned s, const struct shoal_frame *f)
+{
+    struct shoal_config cfg = {0};
+    struct shoal_error err;
+    uint16_t type = lc->slots[s].type;
+    int rc;
+
+    if (lc->run->p->raw) {
+        return (f->type & WIRE_REPLY) ? SHOAL_OK : SHOAL_INTERNAL;
+    }
+    if (f->type == (type | WIRE_REPLY) && type != WIRE_MSG_UPDATE_CONFIG) {
+        return SHOAL_OK;
+    }
+    rc = shoal_frame_decode(f, type, type == WIRE_MSG_UPDATE_CONFIG ? &cfg
+                                                                     : NULL,
+                            &err);
+    if (rc == 0 && type == WIRE_MSG_UPDATE_CONFIG) {
+        lc->objs[s].version = cfg.meta.version;
+        wire_free(&wire_type_config, &cfg);
+    } else if (rc == -SHOAL_CONFLICT && err.current_version) {
+        lc->objs[s].version = err.current_version;
+    }
+    return -rc;
+}
+
+/* Whether the client should send more. */
+static bool
+load_running(struct load_client *lc, uint64_t now)
+{
+    const struct load_run *run = lc->run;
+
+    if (atomic_load(&run->failed)) {
+        return false;
+    }
+    if (run->p->ops) {
+        return atomic_load(&run->done) < run->p->ops;
+    }
+    return now < atomic_load(&run->t_end);
+}
+
+/* Count a completion of slot s answered at now with code. */
+static void
+load_count(struct load_client *lc, unsigned s, uint64_t now, int code)
+{
+    struct load_run *run = lc->run;
+    struct bench_result *r = &lc->res;
+    uint64_t n;
+
+    if (lc->slots[s].t0 < run->t_warm || now > atomic_load(&run->t_end)) {
+        return;
+    }
+    if (run->p->ops) {
+        n = atomic_fetch_add(&run->done, 1) + 1;
+        if (n > run->p->ops) {
+            return;
+        }
+        if (n == run->p->ops) {
+            atomic_store(&run->t_end, now);
+        }
+    }
+    bench_hist_add(r->lat, now - lc->slots[s].t0);
+    r->ops++;
+    r->codes[code >= 0 && code < BENCH_N_CODES - 1 ? code
+                                                    : BENCH_N_CODES - 1]++;
+    r->errors += code != SHOAL_OK;
+}
+
+/* Prepare lc: connect, and for writes make one object per slot. */
+static int
+load_client_setup(struct load_client *lc, struct shoal_error *err)
+{
+    const struct bench_params *p = lc->run->p;
+    char name[128];
+    int rc;
+
+    rc = shoal_connect(&lc->c, lc->run->path, 10000, "shoal-bench", err);
+    if (rc != 0) {
+        return rc;
+    }
+    if (p->workload != BENCH_W_WRITE && p->workload != BENCH_W_MIXED) {
+        return 0;
+    }
+    for (unsigned s = 0; s < p->depth && !p->raw; s++) {
+        snprintf(name, sizeof name, "%s-c%u-s%u", lc->run->tag, lc->n, s);
+        rc = load_create(lc->c, lc->run, name, NULL, &lc->objs[s], err);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    return 0;
+}
+
+static void *
+load_client_main(void *arg)
+{
+    struct load_client *lc = arg;
+    struct shoal_frame f = {0};
+    struct shoal_error err = {0};
+    unsigned inflight = 0, s;
+    uint64_t now;
+    int rc;
+
+    rc = load_client_setup(lc, &err);
+    if (rc != 0) {
+        snprintf(lc->note, sizeof lc->note, "client %u: %.200s", lc->n,
+                 err.message);
+        atomic_store(&lc->run->failed, 1);
+    }
+    pthread_barrier_wait(&lc->run->start);
+    for (s = 0; rc == 0 && s < lc->run->p->depth; s++) {
+        rc = load_send(lc, s, &err);
+        inflight += rc == 0;
+    }
+    while (rc == 0 && inflight > 0) {
+        rc = shoal_recv(lc->c, &f, &err);
+        if (rc != 0) {
+            break;
+        }
+        now = bench_now_ns();
+        for (s = 0; s < lc->run->p->depth; s++) {
+            if (lc->slots[s].busy && lc->slots[s].id == f.id) {
+                break;
+            }
+        }
+        if (s == lc->run->p->depth || (f.flags & WIRE_F_MORE)) {
+            shoal_frame_fini(&f);
+            continue;
+        }
+        load_count(lc, s, now, load_code(lc, s, &f));
+        shoal_frame_fini(&f);
+        lc->slots[s].busy = false;
+        inflight--;
+        if (load_running(lc, now)) {
+            rc = load_send(lc, s, &err);
+            inflight += rc == 0;
+        }
+    }
+    if (rc != 0 && !lc->note[0]) {
+        snprintf(lc->note, sizeof lc->note, "client %u: %.200s", lc->n,
+                 err.message);
+        atomic_store(&lc->run->failed, 1);
+    }
+    return NULL;
+}
+
+/* Create the shared objects of reads and lists. */
+static int
+load_preload(struct shoal_client *c, struct load_run *run,
+             struct bench_result *r)
+{
+    struct shoal_error err = {0};
+    struct load_obj o;
+    char name[128], group[16];
+    int rc;
+
+    run->n_ids = run->p->objects ? run->p->objects : 1;
+    run->ids = calloc(run->n_ids, sizeof *run->ids);
+    if (!run->ids) {
+        return -ENOMEM;
+    }
+    for (unsigned i = 0; i < run->n_ids; i++) {
+        if (run->p->raw) {
+            run->ids[i] = strdup("echo-object-id-0123456789abc");
+            continue;
+        }
+        snprintf(name, sizeof name, "%s-o%u", run->tag, i);
+        snprintf(group, sizeof group, "g%u", i % LOAD_GROUPS);
+        rc = load_create(c, run, name, group, &o, &err);
+        if (rc != 0) {
+            snprintf(r->note, sizeof r->note, "preload: %.200s", err.message);
+            return rc;
+        }
+        run->ids[i] = o.id;
+    }
+    return 0;
+}
+
+/* The daemon's counters now; *have false when the target has none. */
+static void
+load_stats(struct shoal_client *c, struct shoal_stats_reply *st, bool *have)
+{
+    struct shoal_error err;
+
+    memset(st, 0, sizeof *st);
+    *have = *have && shoal_call(c, WIRE_MSG_STATS, NULL, st, &err) == 0;
+}
+
+/* Sleep until the monotonic time t. */
+static void
+load_sleep_until(uint64_t t)
+{
+    uint64_t now = bench_now_ns();
+
+    if (t > now) {
+        usleep((useconds_t)((t - now) / 1000));
+    }
+}
+
+static void
+load_clients_free(struct load_client *cl, unsigned n)
+{
+    for (unsigned i = 0; i < n; i++) {
+        for (unsigned s = 0; cl[i].objs && s < cl[i].run->p->depth; s++) {
+            free(cl[i].objs[s].id);
+        }
+        free(cl[i].objs);
+        free(cl[i].slots);
+        shoal_close(cl[i].c);
+        bench_result_fini(&cl[i].res);
+    }
+    free(cl);
+}
+
+/* Run the clients of a read/list/write/mixed run and merge their counts. */
+static int
+load_clients(struct load_run *run, struct shoal_client *ctl,
+             struct bench_result *r)
+{
+    const struct bench_params *p = run->p;
+    struct shoal_stats_reply s0, s1;
+    struct load_client *cl;
+    bool have = !p->raw;
+    pthread_attr_t attr;
+    unsigned started = 0;
+    int rc = 0;
+
+    cl = calloc(p->clients, sizeof *cl);
+    if (!cl || pthread_barrier_init(&run->start, NULL, p->clients + 1)) {
+        free(cl);
+        return -ENOMEM;
+    }
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, 256 * 1024);
+    for (unsigned i = 0; i < p->clients; i++) {
+        cl[i].run = run;
+        cl[i].n = i;
+        cl[i].rnd = 0x9e3779b97f4a7c15ull * (i + 1);
+        cl[i].slots = calloc(p->depth, sizeof *cl[i].slots);
+        cl[i].objs = calloc(p->depth, sizeof *cl[i].objs);
+        if (!cl[i].slots || !cl[i].objs || bench_result_init(&cl[i].res) ||
+            pthread_create(&cl[i].thread, &attr, load_client_main, &cl[i])) {
+            fprintf(stderr, "shoal-bench: cannot start client %u\n", i);
+            exit(BENCH_EXIT_FAIL);
+        }
+        started++;
+    }
+    pthread_attr_destroy(&attr);
+    pthread_barrier_wait(&run->start);
+    run->t_warm = bench_now_ns() + (uint64_t)(p->warmup_s * 1e9);
+    if (!p->ops) {
+        atomic_store(&run->t_end,
+                     run->t_warm + (uint64_t)(p->duration_s * 1e9));
+    }
+    load_sleep_until(run->t_warm);
+    load_stats(ctl, &s0, &have);
+    if (!p->ops) {
+        load_sleep_until(atomic_load(&run->t_end));
+        load_stats(ctl, &s1, &have);
+    }
+    for (unsigned i = 0; i < started; i++) {
+        pthread_join(cl[i].thread, NULL);
+        bench_hist_merge(r->lat, cl[i].res.lat);
+        r->ops += cl[i].res.ops;
+        r->errors += cl[i].res.errors;
+        for (unsigned k = 0; k < BENCH_N_CODES; k++) {
+            r->codes[k] += cl[i].res.codes[k];
+        }
+        if (cl[i].note[0] && !r->note[0]) {
+            snprintf(r->note, sizeof r->note, "%s", cl[i].note);
+            rc = -SHOAL_UNAVAILABLE;
+        }
+    }
+    if (p->ops) {
+        load_stats(ctl, &s1, &have);
+    }
+    r->seconds = (double)(atomic_load(&run->t_end) - run->t_warm) / 1e9;
+    r->have_stats = have;
+    r->proposals = s1.proposals - s0.proposals;
+    r->fsyncs = s1.fsyncs - s0.fsyncs;
+    r->entries = s1.entries_written - s0.entries_written;
+    pthread_barrier_destroy(&run->start);
+    load_clients_free(cl, p->clients);
+    return rc;
+}
+
+/* The watch workload's watchers: one thread per connection. */
+struct watch_conn {
+    struct load_run *run;
+    pthread_t thread;
+    struct shoal_client *c;
+    unsigned streams;
+    struct bench_hist *lat;
+    uint64_t delivered;
+    int rc;
+    char note[256];
+};
+
+/* Count the events of one watch frame. */
+static void
+watch_frame(struct watch_conn *w, const struct shoal_frame *f)
+{
+    struct shoal_watch_message m = {0};
+    const struct shoal_config *cfg;
+    const char *t;
+    uint64_t now = bench_now_ns(), t0;
+
+    if (shoal_frame_decode(f, WIRE_MSG_WATCH, &m, NULL) != 0) {
+        return;
+    }
+    for (size_t i = 0; i < m.n_events; i++) {
+        cfg = m.events[i].object.config;
+        t = cfg ? wire_map_get(&cfg->spec.annotations.labels, "t") : NULL;
+        if (!t) {
+            continue;
+        }
+        t0 = strtoull(t, NULL, 10);
+        if (t0 >= w->run->t_warm && t0 <= atomic_load(&w->run->t_end)) {
+            bench_hist_add(w->lat, now > t0 ? now - t0 : 0);
+            w->delivered++;
+        }
+    }
+    wire_free(&wire_type_watch_message, &m);
+}
+
+static void *
+watch_conn_main(void *arg)
+{
+    struct watch_conn *w = arg;
+    struct shoal_watch_selector sel = {0};
+    struct shoal_watch_request req = {0};
+    struct shoal_frame f = {0};
+    struct shoal_error err = {0};
+    char prefix[128];
+    uint64_t sid;
+
+    snprintf(prefix, sizeof prefix, "%s-w", w->run->tag);
+    sel.kind = SHOAL_KIND_CONFIG;
+    sel.name_prefix = prefix;
+    req.selectors = &sel;
+    req.n_selectors = 1;
+    w->rc = shoal_connect(&w->c, w->run->path, 10000, "shoal-bench", &err);
+    for (unsigned i = 0; w->rc == 0 && i < w->streams; i++) {
+        w->rc = shoal_watch_start(w->c, &req, &sid, &err);
+    }
+    if (w->rc != 0) {
+        snprintf(w->note, sizeof w->note, "watch: %.200s", err.message);
+        atomic_store(&w->run->failed, 1);
+    }
+    pthread_barrier_wait(&w->run->start);
+    shoal_set_timeout(w->c, -1);
+    while (w->rc == 0 && shoal_recv(w->c, &f, &err) == 0) {
+        if (f.type == (WIRE_MSG_WATCH | WIRE_REPLY)) {
+            watch_frame(w, &f);
+        }
+        shoal_frame_fini(&f);
+    }
+    return NULL;
+}
+
+/* Send one paced update of object k, stamped with its send time. */
+static int
+watch_send(struct shoal_client *c, struct load_run *run,
+           struct load_obj *o, unsigned k, struct load_slot *sl)
+{
+    struct shoal_update_config_request ur = {0};
+    struct shoal_config_spec spec;
+    struct shoal_error err;
+    char name[128], t[32];
+    int rc;
+
+    snprintf(name, sizeof name, "%s-w%u", run->tag, k);
+    sl->t0 = bench_now_ns();
+    snprintf(t, sizeof t, "%" PRIu64, sl->t0);
+    if (load_spec(&spec, name, run, "t", t) != 0) {
+        return -SHOAL_RESOURCE_EXHAUSTED;
+    }
+    ur.id = o->id;
+    ur.version = o->version;
+    ur.spec = &spec;
+    rc = shoal_send(c, WIRE_MSG_UPDATE_CONFIG, &ur, &sl->id, &err);
+    rc = rc ? rc : shoal_flush(c, &err);
+    load_spec_fini(&spec);
+    sl->busy = rc == 0;
+    return rc;
+}
+
+/* Receive one write acknowledgement and count it. */
+static int
+watch_ack(struct shoal_client *c, struct load_run *run, struct load_obj *o,
+          struct load_slot *sl, struct bench_result *r)
+{
+    struct shoal_config cfg = {0};
+    struct shoal_frame f = {0};
+    struct shoal_error err;
+    uint64_t now;
+    unsigned k;
+    int rc;
+
+    rc = shoal_recv(c, &f, &err);
+    if (rc != 0) {
+        return rc;
+    }
+    now = bench_now_ns();
+    for (k = 0; k < LOAD_WATCH_OBJS; k++) {
+        if (sl[k].busy && sl[k].id == f.id) {
+            break;
+        }
+    }
+    if (k < LOAD_WATCH_OBJS) {
+        rc = shoal_frame_decode(&f, WIRE_MSG_UPDATE_CONFIG, &cfg, &err);
+        sl[k].busy = false;
+        if (rc == 0) {
+            o[k].version = cfg.meta.version;
+            if (sl[k].t0 >= run->t_warm) {
+                bench_hist_add(r->ack, now - sl[k].t0);
+                r->writes++;
+            }
+        } else {
+            r->errors++;
+            r->codes[-rc < BENCH_N_CODES ? -rc : BENCH_N_CODES - 1]++;
+        }
+        wire_free(&wire_type_config, &cfg);
+    }
+    shoal_frame_fini(&f);
+    return 0;
+}
+
+/* The writer of the watch workload: rate updates per second, paced. */
+static int
+watch_writer(struct shoal_client *c, struct load_run *run,
+             struct bench_result *r)
+{
+    struct load_obj o[LOAD_WATCH_OBJS] = {{0}};
+    struct load_slot sl[LOAD_WATCH_OBJS] = {{0}};
+    struct shoal_error err;
+    uint64_t step = 1000000000u / (run->p->rate ? run->p->rate : 1);
+    uint64_t due, now, end;
+    unsigned k, busy;
+    struct pollfd pf = {.fd = shoal_fd(c), .events = POLLIN};
+    char name[128];
+    int rc = 0;
+
+    for (k = 0; k < LOAD_WATCH_OBJS && rc == 0; k++) {
+        snprintf(name, sizeof name, "%s-w%u", run->tag, k);
+        rc = load_create(c, run, name, NULL, &o[k], &err);
+    }
+    pthread_barrier_wait(&run->start);
+    due = bench_now_ns();
+    run->t_warm = due + (uint64_t)(run->p->warmup_s * 1e9);
+    end = run->t_warm + (uint64_t)(run->p->duration_s * 1e9);
+    atomic_store(&run->t_end, end);
+    while (rc == 0 && (now = bench_now_ns()) < end) {
+        for (k = 0, busy = 0; k < LOAD_WATCH_OBJS; k++) {
+            busy += sl[k].busy;
+        }
+        k = (unsigned)((due / step) % LOAD_WATCH_OBJS);
+        if (now >= due && !sl[k].busy) {
+            rc = watch_send(c, run, &o[k], k, &sl[k]);
+            due += step;
+        } else if (poll(&pf, 1, now >= due ? 1 : (int)((due - now) / 1000000))
+                   > 0 || busy == LOAD_WATCH_OBJS) {
+            rc = watch_ack(c, run, o, sl, r);
+        }
+    }
+    for (k = 0; k < LOAD_WATCH_OBJS; k++) {
+        while (rc == 0 && sl[k].busy) {
+            rc = watch_ack(c, run, o, sl, r);
+        }
+        free(o[k].id);
+    }
+    return rc;
+}
+
+/* Run the watch workload: watchers over watch_conns connections. */
+static int
+load_watch(struct load_run *run, struct shoal_client *ctl,
+           struct bench_result *r)
+{
+    const struct bench_params *p = run->p;
+    unsigned nc = p->watch_conns ? p->watch_conns : 1;
+    struct watch_conn *w;
+    uint64_t deadline;
+    int rc;
+
+    nc = nc > p->watchers ? p->watchers : nc;
+    w = calloc(nc, sizeof *w);
+    if (!w || pthread_barrier_init(&run->start, NULL, nc + 1)) {
+        free(w);
+        return -ENOMEM;
+    }
+    for (unsigned i = 0; i < nc; i++) {
+        w[i].run = run;
+        w[i].streams = p->watchers / nc + (i < p->watchers % nc);
+        w[i].lat = calloc(1, sizeof *w[i].lat);
+        if (!w[i].lat ||
+            pthread_create(&w[i].thread, NULL, watch_conn_main, &w[i])) {
+            fprintf(stderr, "shoal-bench: cannot start a watcher\n");
+            exit(BENCH_EXIT_FAIL);
+        }
+    }
+    rc = watch_writer(ctl, run, r);
+    r->expected = r->writes * p->watchers;
+    deadline = bench_now_ns() + 3000000000u;
+    while (bench_now_ns() < deadline) {
+        uint64_t got = 0;
+
+        for (unsigned i = 0; i < nc; i++) {
+            got += __atomic_load_n(&w[i].delivered, __ATOMIC_RELAXED);
+        }
+        if (got >= r->expected) {
+            break;
+        }
+        usleep(10000);
+    }
+    for (unsigned i = 0; i < nc; i++) {
+        if (w[i].c) {
+            shutdown(shoal_fd(w[i].c), SHUT_RDWR);
+        }
+        pthread_join(w[i].thread, NULL);
+        bench_hist_merge(r->lat, w[i].lat);
+        r->delivered += w[i].delivered;
+        if (w[i].note[0] && !r->note[0]) {
+            snprintf(r->note, sizeof r->note, "%s", w[i].note);
+            rc = -SHOAL_UNAVAILABLE;
+        }
+        shoal_close(w[i].c);
+        free(w[i].lat);
+    }
+    r->ops = r->delivered;
+    r->seconds = p->duration_s;
+    pthread_barrier_destroy(&run->start);
+    free(w);
+    return rc;
+}
+
+int
+bench_load_run(const char *path, const char *tag,
+               const struct bench_params *p, struct bench_result *r)
+{
+    struct load_run run = {.p = p, .path = path, .tag = tag};
+    struct shoal_client *ctl = NULL;
+    struct shoal_error err = {0};
+    int rc;
+
+    atomic_init(&run.t_end, UINT64_MAX);
+    atomic_init(&run.done, 0);
+    atomic_init(&run.failed, 0);
+    run.value = malloc(p->value_bytes + 1);
+    if (!run.value) {
+        return -ENOMEM;
+    }
+    for (unsigned i = 0; i < p->value_bytes; i++) {
+        run.value[i] = (uint8_t)('a' + i % 26);
+    }
+    rc = shoal_connect(&ctl, path, 10000, "shoal-bench", &err);
+    if (rc != 0) {
+        snprintf(r->note, sizeof r->note, "connect %.100s: %.140s", path,
+                 err.message);
+        goto out_value;
+    }
+    if (p->workload == BENCH_W_WATCH) {
+        rc = p->raw ? -SHOAL_UNIMPLEMENTED : load_watch(&run, ctl, r);
+        goto out_close;
+    }
+    rc = load_preload(ctl, &run, r);
+    if (rc == 0) {
+        rc = load_clients(&run, ctl, r);
+    }
+    for (unsigned i = 0; run.ids && i < run.n_ids; i++) {
+        free(run.ids[i]);
+    }
+    free(run.ids);
+out_close:
+    shoal_close(ctl);
+out_value:
+    free(run.value);
+    return rc;
+}
