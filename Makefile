@@ -40,7 +40,7 @@ BASE_SRC   = $(wildcard src/base/*.c) $(wildcard wire/*.c)
 CLIENT_SRC = $(wildcard src/client/*.c)
 # raft joins the core when the daemon drives it (the cluster issue); until
 # then tests/sim/suite.mk builds it on its own.
-CORE_DIRS  = loop store storage control ca
+CORE_DIRS  = loop store storage control ca peer
 CORE_SRC   = $(foreach d,$(CORE_DIRS),$(wildcard src/$(d)/*.c))
 MGR_SRC    = $(filter-out src/manager/main.c,$(wildcard src/manager/*.c))
 CTL_SRC    = $(filter-out tools/ctl/main.c,$(wildcard tools/ctl/*.c))
