@@ -176,7 +176,12 @@ int control_list(struct control *c, uint16_t type,
 const char *control_task_name(const struct shoal_task *t, char *buf,
                               size_t len);
 
-/* Per-kind handlers. req is the request body of type's message. */
+/*
+ * Per-kind handlers, as control_handle() for the types of their kind:
+ * req is the request body of type's message, borrowed; *out is filled.
+ * Each returns 0 (the verdict is in out->code) or ERR_NOMEM, and never
+ * changes the store.
+ */
 int control_service_handle(struct control *c, uint16_t type, const void *req,
                            struct control_out *out);
 int control_node_handle(struct control *c, uint16_t type, const void *req,

@@ -43,7 +43,9 @@ struct conn {
     uint64_t serial;        /* for log lines */
     struct wire_buf in;
     struct wire_buf out;
+    size_t out_sent;        /* bytes at the start of out already sent */
     bool hello_done;
+    bool stalled;           /* frames wait in `in` for output room */
     bool closing;           /* no more reads; close once out is flushed */
     bool dead;              /* closed; freed at the end of the turn */
     pid_t pid;              /* peer credentials from SO_PEERCRED */
@@ -97,6 +99,7 @@ struct manager {
     uint64_t conn_serial;
     size_t n_conns;
     struct loop_defer reap;
+    struct loop_defer resume;  /* handles frames of stalled conns */
 
     /* Signals. */
     int signal_fd;
@@ -151,6 +154,9 @@ int conn_frame(struct conn *c, uint16_t type, uint8_t flags, uint64_t id,
 
 /* Start writing whatever is queued; also called after queueing. */
 void conn_flush(struct conn *c);
+
+/* Bytes queued on c and not yet sent. */
+size_t conn_out_queued(const struct conn *c);
 
 /* Close c now; it is freed at the end of the turn. */
 void conn_close(struct conn *c, const char *why);

@@ -165,10 +165,10 @@ conn_update_events(struct conn *c)
 {
     unsigned ev = 0;
 
-    if (!c->closing && c->out.len < CONN_OUT_HIGH) {
+    if (!c->closing && conn_out_queued(c) < CONN_OUT_HIGH) {
         ev |= LOOP_READ;
     }
-    if (c->out.len > 0) {
+    if (conn_out_queued(c) > 0) {
         ev |= LOOP_WRITE;
     }
     if (loop_io_set(&c->m->loop, &c->io, ev) != 0) {
@@ -176,13 +176,46 @@ conn_update_events(struct conn *c)
     }
 }
 
+size_t
+conn_out_queued(const struct conn *c)
+{
+    return c->out.len - c->out_sent;
+}
+
+/*
+ * Drop the bytes already sent from the front of c->out. Moving the rest
+ * down after every send would copy a big reply once per send, quadratic
+ * in its size (a 150 MB list held the loop for minutes): the front is
+ * only reclaimed once it is at least half of the buffer. A drained
+ * buffer that grew large is given back, so that one big reply does not
+ * cost an idle client that memory for good.
+ */
+static void
+conn_out_compact(struct conn *c)
+{
+    if (c->out_sent == c->out.len) {
+        c->out.len = 0;
+        c->out_sent = 0;
+        if (c->out.cap > LIST_CHUNK_BYTES) {
+            wire_buf_fini(&c->out);
+        }
+    } else if (c->out_sent >= c->out.len / 2) {
+        wire_buf_consume(&c->out, c->out_sent);
+        c->out_sent = 0;
+    }
+}
+
 void
 conn_flush(struct conn *c)
 {
-    bool was_high = c->out.len >= CONN_OUT_HIGH / 2;
+    bool was_high = conn_out_queued(c) >= CONN_OUT_HIGH / 2;
 
-    while (!c->dead && c->out.len > 0) {
-        ssize_t n = send(c->io.fd, c->out.data, c->out.len, MSG_NOSIGNAL);
+    /* A bounded number of sends per call: a client that reads as fast as
+     * we write must not keep the loop to itself. The rest goes when the
+     * socket is writable again. */
+    for (int i = 0; i < 16 && !c->dead && conn_out_queued(c) > 0; i++) {
+        ssize_t n = send(c->io.fd, c->out.data + c->out_sent,
+                         conn_out_queued(c), MSG_NOSIGNAL);
 
         if (n < 0 && errno == EINTR) {
             continue;
@@ -194,19 +227,27 @@ conn_flush(struct conn *c)
             conn_close(c, "write failed");
             return;
         }
-        wire_buf_consume(&c->out, (size_t)n);
+        c->out_sent += (size_t)n;
     }
     if (c->dead) {
         return;
     }
+    conn_out_compact(c);
     if (c->closing && c->out.len == 0) {
         conn_close(c, "closed after an error");
         return;
     }
     conn_update_events(c);
 
+    /* Frames that waited for output room are handled at the end of the
+     * turn, never from here: a flush runs inside the commit path, which
+     * must not take new writes while it applies the synced ones. */
+    if (c->stalled && conn_out_queued(c) < CONN_OUT_HIGH) {
+        loop_defer(&c->m->loop, &c->m->resume);
+    }
+
     /* Room again: streams that waited for it may go on. */
-    if (was_high && c->out.len < CONN_OUT_HIGH / 2) {
+    if (was_high && conn_out_queued(c) < CONN_OUT_HIGH / 2) {
         watch_pump_conn(c);
     }
 }
@@ -266,39 +307,79 @@ server_reap_cb(struct loop *l, void *arg)
 
 /* Input. */
 
+/*
+ * Handle the whole frames in c->in. Frames are taken at an offset and
+ * the buffer is moved down once at the end: moving it after each frame
+ * copies it once per frame, quadratic for a pipeline of small ones.
+ * Handling stops while the client's output is over CONN_OUT_HIGH, since
+ * one small request can queue a large reply: checking only between reads
+ * let 20 KB of pipelined gets queue gigabytes. The frames left wait for
+ * conn_flush to make room (c->stalled).
+ */
 static void
 conn_handle_frames(struct conn *c)
 {
+    size_t off = 0;
+
+    c->stalled = false;
     while (!c->dead && !c->closing) {
         struct wire_hdr h;
-        ssize_t rc = wire_hdr_decode(&h, c->in.data, c->in.len);
+        ssize_t rc;
         size_t total;
 
+        if (conn_out_queued(c) >= CONN_OUT_HIGH) {
+            c->stalled = c->in.len - off >= WIRE_HDR_BYTES;
+            break;
+        }
+        rc = wire_hdr_decode(&h, c->in.data + off, c->in.len - off);
         if (rc == ERR_AGAIN) {
-            return;
+            break;
         }
         if (rc < 0) {
             conn_fail(c, h.id, SHOAL_INVALID_ARGUMENT,
                       "frame length out of bounds");
-            return;
+            break;
         }
         if (h.version != WIRE_PROTO_VERSION) {
             conn_fail(c, h.id, SHOAL_INVALID_ARGUMENT,
                       "unsupported protocol version");
-            return;
+            break;
         }
         if (h.flags & ~WIRE_F_KNOWN) {
             conn_fail(c, h.id, SHOAL_INVALID_ARGUMENT, "unknown frame flags");
-            return;
+            break;
         }
         total = (size_t)h.len + 4;
-        if (c->in.len < total) {
-            return; /* the rest of the frame is still on its way */
+        if (c->in.len - off < total) {
+            break; /* the rest of the frame is still on its way */
         }
-        server_dispatch(c, &h, c->in.data + WIRE_HDR_BYTES,
+        server_dispatch(c, &h, c->in.data + off + WIRE_HDR_BYTES,
                         total - WIRE_HDR_BYTES);
-        if (!c->dead) {
-            wire_buf_consume(&c->in, total);
+        off += total;
+    }
+    if (!c->dead && off > 0) {
+        wire_buf_consume(&c->in, off);
+    }
+}
+
+/* End-of-turn work: handle the frames of every connection that stalled
+ * for output room and has some again. A connection closed meanwhile is
+ * no longer in the list. */
+static void
+server_resume_cb(struct loop *l, void *arg)
+{
+    struct manager *m = arg;
+    struct conn *c;
+    struct conn *next;
+
+    (void)l;
+    for (c = TAILQ_FIRST(&m->conns); c; c = next) {
+        next = TAILQ_NEXT(c, link);
+        if (c->stalled && conn_out_queued(c) < CONN_OUT_HIGH) {
+            conn_handle_frames(c);
+            if (!c->dead) {
+                conn_flush(c);
+            }
         }
     }
 }
@@ -326,7 +407,7 @@ conn_read(struct conn *c)
         }
         c->in.len += (size_t)n;
         conn_handle_frames(c);
-        if (c->out.len >= CONN_OUT_HIGH) {
+        if (conn_out_queued(c) >= CONN_OUT_HIGH) {
             break; /* the client must read before it may write more */
         }
     }
@@ -345,7 +426,7 @@ conn_io_cb(struct loop *l, unsigned events, void *arg)
     if (events & LOOP_READ) {
         conn_read(c);
     }
-    if (!c->dead && (events & LOOP_WRITE || c->out.len > 0)) {
+    if (!c->dead && (events & LOOP_WRITE || conn_out_queued(c) > 0)) {
         conn_flush(c);
     }
 }
@@ -641,6 +722,8 @@ server_start(struct manager *m)
     TAILQ_INIT(&m->dead_conns);
     m->reap.cb = server_reap_cb;
     m->reap.arg = m;
+    m->resume.cb = server_resume_cb;
+    m->resume.arg = m;
     if (strlen(path) >= sizeof sa.sun_path) {
         log_err("server", "socket path too long: path=%s max=%zu", path,
                 sizeof sa.sun_path - 1);
@@ -703,6 +786,7 @@ server_stop(struct manager *m)
         close(m->reserve_fd);
         m->reserve_fd = -1;
     }
+    loop_defer_cancel(&m->loop, &m->resume);
     while ((c = TAILQ_FIRST(&m->conns))) {
         watch_end_all(c, SHOAL_UNAVAILABLE, "the manager is shutting down");
         conn_flush(c);

@@ -132,7 +132,7 @@ watch_pump(struct watch *w)
     struct conn *c = w->conn;
     char why[128];
 
-    while (!c->dead && c->out.len < CONN_OUT_HIGH / 2) {
+    while (!c->dead && conn_out_queued(c) < CONN_OUT_HIGH / 2) {
         const struct store_hist_entry *e;
         uint64_t oldest = 0;
         int rc = store_history_next(c->m->store, w->cursor, &e, &oldest);
