@@ -183,15 +183,20 @@ loop_defer(struct loop *l, struct loop_defer *d)
 {
     if (!d->active) {
         TAILQ_INSERT_TAIL(&l->defers, d, link);
+        d->on = &l->defers;
         d->active = true;
     }
 }
 
+/* d may wait in the loop's list or in the batch being run this turn:
+ * it is removed from whichever holds it. */
 void
 loop_defer_cancel(struct loop *l, struct loop_defer *d)
 {
+    (void)l;
     if (d->active) {
-        TAILQ_REMOVE(&l->defers, d, link);
+        TAILQ_REMOVE(d->on, d, link);
+        d->on = NULL;
         d->active = false;
     }
 }
@@ -224,8 +229,12 @@ loop_run_defers(struct loop *l)
 
     TAILQ_INIT(&now);
     TAILQ_CONCAT(&now, &l->defers, link);
+    TAILQ_FOREACH(d, &now, link) {
+        d->on = &now;
+    }
     while ((d = TAILQ_FIRST(&now))) {
         TAILQ_REMOVE(&now, d, link);
+        d->on = NULL;
         d->active = false;
         d->cb(l, d->arg);
     }

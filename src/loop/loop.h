@@ -41,15 +41,16 @@ struct loop_timer {
     TAILQ_ENTRY(loop_timer) link;
 };
 
+TAILQ_HEAD(loop_timer_list, loop_timer);
+TAILQ_HEAD(loop_defer_list, loop_defer);
+
 struct loop_defer {
     loop_cb *cb;
     void *arg;
     bool active;
+    struct loop_defer_list *on; /* the list it waits in, while active */
     TAILQ_ENTRY(loop_defer) link;
 };
-
-TAILQ_HEAD(loop_timer_list, loop_timer);
-TAILQ_HEAD(loop_defer_list, loop_defer);
 
 struct loop {
     int epfd;

@@ -51,7 +51,9 @@ struct conn {
     pid_t pid;              /* peer credentials from SO_PEERCRED */
     uid_t uid;
     struct watch_list watches;
+    bool in_flushq;         /* waits in manager->flushq */
     TAILQ_ENTRY(conn) link;
+    TAILQ_ENTRY(conn) flink;
 };
 
 TAILQ_HEAD(conn_list, conn);
@@ -96,6 +98,8 @@ struct manager {
                              * EMFILE */
     struct conn_list conns;
     struct conn_list dead_conns;
+    struct conn_list flushq;       /* replies to write at the end of turn */
+    struct loop_defer flush_defer;
     uint64_t conn_serial;
     size_t n_conns;
     struct loop_defer reap;
@@ -152,8 +156,11 @@ void conn_status(struct conn *c, uint64_t id, const struct control_out *o);
 int conn_frame(struct conn *c, uint16_t type, uint8_t flags, uint64_t id,
                const struct wire_type *t, const void *obj);
 
-/* Start writing whatever is queued; also called after queueing. */
+/* Write whatever is queued now, as much as the socket takes. */
 void conn_flush(struct conn *c);
+
+/* Write what is queued at the end of this turn, once for all replies. */
+void conn_flush_later(struct conn *c);
 
 /* Bytes queued on c and not yet sent. */
 size_t conn_out_queued(const struct conn *c);

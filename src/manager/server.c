@@ -54,6 +54,34 @@ conn_frame(struct conn *c, uint16_t type, uint8_t flags, uint64_t id,
     return rc;
 }
 
+/*
+ * Replies are written once per connection at the end of the turn, so that
+ * the replies to a pipeline of requests go out in one send, not one each.
+ */
+void
+conn_flush_later(struct conn *c)
+{
+    if (!c->dead && !c->in_flushq) {
+        TAILQ_INSERT_TAIL(&c->m->flushq, c, flink);
+        c->in_flushq = true;
+        loop_defer(&c->m->loop, &c->m->flush_defer);
+    }
+}
+
+static void
+server_flush_cb(struct loop *l, void *arg)
+{
+    struct manager *m = arg;
+    struct conn *c;
+
+    (void)l;
+    while ((c = TAILQ_FIRST(&m->flushq))) {
+        TAILQ_REMOVE(&m->flushq, c, flink);
+        c->in_flushq = false;
+        conn_flush(c);
+    }
+}
+
 void
 conn_status(struct conn *c, uint64_t id, const struct control_out *o)
 {
@@ -64,7 +92,7 @@ conn_status(struct conn *c, uint64_t id, const struct control_out *o)
     };
 
     conn_frame(c, WIRE_MSG_STATUS, 0, id, &wire_type_status_msg, &st);
-    conn_flush(c);
+    conn_flush_later(c);
 }
 
 static void
@@ -157,7 +185,7 @@ conn_reply(struct conn *c, uint64_t id, uint16_t type,
         conn_status_msg(c, id, SHOAL_RESOURCE_EXHAUSTED,
                         "reply exceeds the frame size limit");
     }
-    conn_flush(c);
+    conn_flush_later(c);
 }
 
 static void
@@ -274,6 +302,10 @@ conn_close(struct conn *c, const char *why)
     log_debug("server", "client closed: conn=%" PRIu64 " reason=\"%s\"",
               c->serial, why);
     c->dead = true;
+    if (c->in_flushq) {
+        TAILQ_REMOVE(&m->flushq, c, flink);
+        c->in_flushq = false;
+    }
     loop_io_stop(&m->loop, &c->io);
     close(c->io.fd);
     watch_drop_conn(c);
@@ -384,33 +416,37 @@ server_resume_cb(struct loop *l, void *arg)
     }
 }
 
+/*
+ * One read per readiness event: epoll is level-triggered, so what is left
+ * comes back in the next turn, after every other ready client had its
+ * turn. Reading a busy client until it has nothing left made the others
+ * wait behind it (the read latency of shoal-bench was bimodal).
+ */
 static void
 conn_read(struct conn *c)
 {
-    for (int i = 0; i < 16 && !c->dead && !c->closing; i++) {
-        ssize_t n;
+    ssize_t n;
 
-        if (wire_buf_reserve(&c->in, READ_CHUNK) != 0) {
-            conn_close(c, "out of memory for input");
-            return;
-        }
-        n = recv(c->io.fd, c->in.data + c->in.len, READ_CHUNK, 0);
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            break;
-        }
-        if (n <= 0) {
-            conn_close(c, n == 0 ? "end of stream" : "read failed");
-            return;
-        }
-        c->in.len += (size_t)n;
-        conn_handle_frames(c);
-        if (conn_out_queued(c) >= CONN_OUT_HIGH) {
-            break; /* the client must read before it may write more */
-        }
+    if (c->closing) {
+        return;
     }
+    if (wire_buf_reserve(&c->in, READ_CHUNK) != 0) {
+        conn_close(c, "out of memory for input");
+        return;
+    }
+    do {
+        n = recv(c->io.fd, c->in.data + c->in.len, READ_CHUNK, 0);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        return;
+    }
+    if (n <= 0) {
+        conn_close(c, n == 0 ? "end of stream" : "read failed");
+        return;
+    }
+    c->in.len += (size_t)n;
+    conn_handle_frames(c);
+
     /* Unused room is given back, so idle clients cost little. */
     if (!c->dead && c->in.len == 0 && c->in.cap > READ_CHUNK) {
         wire_buf_fini(&c->in);
@@ -724,6 +760,9 @@ server_start(struct manager *m)
     m->reap.arg = m;
     m->resume.cb = server_resume_cb;
     m->resume.arg = m;
+    m->flush_defer.cb = server_flush_cb;
+    m->flush_defer.arg = m;
+    TAILQ_INIT(&m->flushq);
     if (strlen(path) >= sizeof sa.sun_path) {
         log_err("server", "socket path too long: path=%s max=%zu", path,
                 sizeof sa.sun_path - 1);
@@ -787,6 +826,8 @@ server_stop(struct manager *m)
         m->reserve_fd = -1;
     }
     loop_defer_cancel(&m->loop, &m->resume);
+    server_flush_cb(&m->loop, m);
+    loop_defer_cancel(&m->loop, &m->flush_defer);
     while ((c = TAILQ_FIRST(&m->conns))) {
         watch_end_all(c, SHOAL_UNAVAILABLE, "the manager is shutting down");
         conn_flush(c);

@@ -39,7 +39,7 @@ watch_end(struct watch *w, int code, uint64_t resume_from, const char *msg)
     TAILQ_REMOVE(&c->watches, w, link);
     c->m->stats.watchers--;
     conn_frame(c, WIRE_MSG_STATUS, 0, w->req_id, &wire_type_status_msg, &st);
-    conn_flush(c);
+    conn_flush_later(c);
     watch_free(w);
 }
 
@@ -158,7 +158,7 @@ watch_pump(struct watch *w)
         }
         w->cursor = e->version;
     }
-    conn_flush(c);
+    conn_flush_later(c);
     return true;
 }
 
