@@ -250,7 +250,7 @@ service_check(const struct store *s, const struct shoal_service *svc,
 
 struct net_use {
     const struct shoal_network *net;
-    const char *user; /* id of the first service or task found */
+    const char *user; /* name of the first service, or id of the task */
 };
 
 static bool
@@ -275,7 +275,9 @@ net_service_visit(const void *obj, void *arg)
     struct net_use *nu = arg;
 
     if (attaches(&svc->spec.task, nu->net)) {
-        nu->user = svc->id;
+        /* Named as people named it; ids are for scripts. */
+        nu->user = svc->spec.annotations.name ? svc->spec.annotations.name
+                                              : svc->id;
         return 1;
     }
     return 0;
@@ -302,7 +304,9 @@ ingress_user_visit(const void *obj, void *arg)
     const struct shoal_service *svc = obj;
 
     if (needs_ingress(&svc->spec)) {
-        *(const char **)arg = svc->id;
+        *(const char **)arg = svc->spec.annotations.name
+                                  ? svc->spec.annotations.name
+                                  : svc->id;
         return 1;
     }
     return 0;
@@ -329,7 +333,7 @@ network_remove_check(const struct store *s, const struct shoal_network *n,
         if (user) {
             return control_verdict(v, SHOAL_FAILED_PRECONDITION,
                                    "ingress network cannot be removed "
-                                   "because service %s depends on it",
+                                   "because service '%s' depends on it",
                                    user);
         }
         return SHOAL_OK;
@@ -337,14 +341,14 @@ network_remove_check(const struct store *s, const struct shoal_network *n,
     walk_all(s, SHOAL_KIND_SERVICE, net_service_visit, &nu);
     if (nu.user) {
         return control_verdict(v, SHOAL_FAILED_PRECONDITION,
-                               "network %s is in use by service %s", n->id,
-                               nu.user);
+                               "network '%s' is in use by service '%s'",
+                               n->spec.annotations.name, nu.user);
     }
     walk_all(s, SHOAL_KIND_TASK, net_task_visit, &nu);
     if (nu.user) {
         return control_verdict(v, SHOAL_FAILED_PRECONDITION,
-                               "network %s is in use by task %s", n->id,
-                               nu.user);
+                               "network '%s' is in use by task %s",
+                               n->spec.annotations.name, nu.user);
     }
     return SHOAL_OK;
 }

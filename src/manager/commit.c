@@ -116,7 +116,7 @@ pending_finish(struct manager *m, struct pending *pd,
         } else {
             conn_status(c, pd->req_id, &pd->out);
         }
-    } else if (v->code != SHOAL_OK && !c) {
+    } else if (v->code != SHOAL_OK && pd->internal) {
         log_warn("commit", "internal write refused: index=%" PRIu64
                  " code=%s message=\"%s\"", pd->index,
                  shoal_status_name(v->code), v->message);

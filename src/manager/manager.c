@@ -109,6 +109,7 @@ manager_bootstrap(struct manager *m)
     if (!pd) {
         return ERR_NOMEM;
     }
+    pd->internal = true;
     rc = control_bootstrap(&m->control, m->cfg.hostname, &pd->proposal);
     if (rc == 0) {
         rc = commit_propose(m, pd);

@@ -61,6 +61,7 @@ TAILQ_HEAD(conn_list, conn);
 /* A write waiting for its entry to be durable and applied. */
 struct pending {
     struct conn *conn;      /* NULL once the client went away */
+    bool internal;          /* proposed by the manager itself */
     uint64_t req_id;
     uint16_t type;
     uint64_t index;         /* the entry's raft index */
@@ -102,6 +103,7 @@ struct manager {
     struct loop_defer flush_defer;
     uint64_t conn_serial;
     size_t n_conns;
+    size_t max_conns;       /* below the descriptor limit; more refused */
     struct loop_defer reap;
     struct loop_defer resume;  /* handles frames of stalled conns */
 

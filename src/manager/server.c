@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -701,6 +702,32 @@ server_shed(struct manager *m)
     }
 }
 
+/*
+ * Over the connection cap: say so in a status frame and close. The cap
+ * stays below the descriptor limit so that the log and LMDB always find
+ * the descriptors they need (a rotation failed for want of one).
+ */
+static void
+server_refuse(struct manager *m, int fd)
+{
+    static uint64_t refused;
+    struct wire_buf b = {0};
+
+    if (refused++ % 1000 == 0) {
+        log_warn("server", "too many connections, refusing clients: "
+                 "conns=%zu max=%zu suppressed=%" PRIu64, m->n_conns,
+                 m->max_conns, refused - 1);
+    }
+    if (wire_status_append(&b, 0, SHOAL_RESOURCE_EXHAUSTED,
+                           "too many connections (%zu); try again later",
+                           m->max_conns) == 0 &&
+        send(fd, b.data, b.len, MSG_NOSIGNAL | MSG_DONTWAIT) < 0) {
+        /* The client learns it from the close alone. */
+    }
+    wire_buf_fini(&b);
+    close(fd);
+}
+
 static void
 server_accept_cb(struct loop *l, unsigned events, void *arg)
 {
@@ -712,6 +739,10 @@ server_accept_cb(struct loop *l, unsigned events, void *arg)
         int fd = accept4(m->listen_fd, NULL, NULL,
                          SOCK_NONBLOCK | SOCK_CLOEXEC);
 
+        if (fd >= 0 && m->n_conns >= m->max_conns) {
+            server_refuse(m, fd);
+            continue;
+        }
         if (fd >= 0) {
             server_accept_one(m, fd);
             continue;
@@ -744,6 +775,23 @@ server_socket_mode(struct manager *m)
         return -errno;
     }
     return 0;
+}
+
+/* Descriptors kept back from clients: the log's segments and directory,
+ * LMDB, the loop's own, and room for what a later module opens. */
+#define SERVER_FD_RESERVE 64
+
+static size_t
+server_max_conns(void)
+{
+    struct rlimit rl;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY) {
+        return 1u << 20;
+    }
+    return rl.rlim_cur > 2 * SERVER_FD_RESERVE
+               ? (size_t)rl.rlim_cur - SERVER_FD_RESERVE
+               : (size_t)rl.rlim_cur / 2;
 }
 
 int
@@ -793,6 +841,7 @@ server_start(struct manager *m)
         goto fail_close;
     }
     m->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    m->max_conns = server_max_conns();
     m->listen_io = (struct loop_io){
         .fd = m->listen_fd, .events = LOOP_READ,
         .cb = server_accept_cb, .arg = m,

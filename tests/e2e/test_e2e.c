@@ -541,3 +541,78 @@ Test(e2e, restart_after_kill_replaces_stale_socket)
     cr_expect(strstr(r.out, "ingress"), "%s", r.out);
     fx_run_free(&r);
 }
+
+/* Read one frame's header and status code from a raw connection, or
+ * return -1 when the server closed it without one. */
+static int
+raw_status_code(int fd)
+{
+    uint8_t buf[256];
+    size_t have = 0;
+    ssize_t n;
+
+    while (have < sizeof buf && (n = read(fd, buf + have,
+                                          sizeof buf - have)) > 0) {
+        have += (size_t)n;
+    }
+    if (have < WIRE_HDR_BYTES + 10 || buf[7] != WIRE_MSG_STATUS) {
+        return -1;
+    }
+    /* The body's first field is the code: tag 1, length 4, value. */
+    return (int)((buf[22] << 24) | (buf[23] << 16) | (buf[24] << 8) |
+                 buf[25]);
+}
+
+/* Clients beyond what the descriptor limit allows are refused with
+ * RESOURCE_EXHAUSTED, and once they leave the manager writes as before. */
+Test(e2e, connections_capped_below_the_fd_limit)
+{
+    static int fds[200];
+    struct fx_run r;
+    size_t refused = 0;
+
+    fx_daemon_stop(&d, SIGTERM);
+    d.nofile = 200; /* 136 clients at most: 64 are kept back */
+    cr_assert_eq(fx_daemon_start(&d, NULL), 0, "restart failed");
+
+    for (size_t i = 0; i < 200; i++) {
+        fds[i] = raw_connect();
+    }
+    for (size_t i = 136; i < 200; i++) {
+        int code = raw_status_code(fds[i]);
+
+        refused += code == SHOAL_RESOURCE_EXHAUSTED;
+    }
+    cr_expect_eq(refused, 64, "refused %zu of the 64 over the cap",
+                 refused);
+    for (size_t i = 0; i < 200; i++) {
+        close(fds[i]);
+    }
+
+    CTL(&r, NULL, 0, "network", "create", "--name", "after-the-rush");
+    fx_run_free(&r);
+    cr_expect(fx_file_contains(d.log, "too many connections"));
+}
+
+/* The ingress network can go when unused and be made again; without it,
+ * publishing a port is refused with the reason. */
+Test(e2e, ingress_network_can_be_recreated)
+{
+    struct fx_run r;
+
+    CTL(&r, NULL, 0, "network", "rm", "ingress");
+    fx_run_free(&r);
+    CTL(&r, NULL, 1, "service", "create", "--name", "pub", "--image",
+        "nginx", "--publish", "8081:80");
+    cr_expect(strstr(r.err, "ingress"), "%s", r.err);
+    fx_run_free(&r);
+
+    CTL(&r, NULL, 0, "network", "create", "--name", "ingress", "--ingress");
+    fx_run_free(&r);
+    CTL(&r, NULL, 0, "service", "create", "--name", "pub", "--image",
+        "nginx", "--publish", "8081:80");
+    fx_run_free(&r);
+    CTL(&r, NULL, 1, "network", "rm", "ingress");
+    cr_expect(strstr(r.err, "'pub'"), "names the service: %s", r.err);
+    fx_run_free(&r);
+}

@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -79,6 +80,11 @@ fx_exec_daemon(struct fx_daemon *d, const char *notify,
     argv[n] = NULL;
     if (fd >= 0) {
         dup2(fd, STDERR_FILENO);
+    }
+    if (d->nofile) {
+        struct rlimit rl = {d->nofile, d->nofile};
+
+        setrlimit(RLIMIT_NOFILE, &rl);
     }
     setenv("NOTIFY_SOCKET", notify, 1);
     execv(argv[0], (char *const *)argv);

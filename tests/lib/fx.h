@@ -21,6 +21,7 @@ struct fx_daemon {
     char sock[300];   /* its control socket */
     char log[300];    /* its stderr, kept for checks after it ends */
     int notify_fd;
+    unsigned nofile;  /* if set, the daemon's descriptor limit */
 };
 
 /* What one shoalctl run printed and how it ended. */

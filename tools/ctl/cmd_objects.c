@@ -223,6 +223,7 @@ network_create(struct ctl *ctl, const struct ctl_args *a)
     spec.attachable = ctl_flag(a, "attachable");
     spec.internal = ctl_flag(a, "internal");
     spec.ipv6 = ctl_flag(a, "ipv6");
+    spec.ingress = ctl_flag(a, "ingress");
     rc = ctl_apply_labels(a, "label", NULL, &spec.annotations.labels);
     rc = rc ? rc : network_ipam(a, &spec);
     rc = rc ? rc : network_driver(a, &spec);
@@ -261,6 +262,7 @@ static const struct ctl_opt network_create_opts[] = {
     {"attachable", 0, NULL, "let standalone containers attach"},
     {"internal", 0, NULL, "no external connectivity"},
     {"ipv6", 0, NULL, "enable IPv6"},
+    {"ingress", 0, NULL, "make it the routing-mesh network (one at most)"},
     {NULL, 0, NULL, NULL},
 };
 
