@@ -72,7 +72,7 @@ bool control_cidr_contains(const uint8_t net[16], int net_family, int bits,
  * 50 digits, secret = 128 random bits in base 36 on 25 digits. out must
  * hold CONTROL_TOKEN_LEN + 1 bytes. Returns 0 or ERR_TLS.
  */
-#define CONTROL_TOKEN_LEN (8 + 50 + 1 + 25)
+#define CONTROL_TOKEN_LEN (8 + 50 + 1 + 25) /* CA_TOKEN_LEN of ca.h */
 int control_join_token(const struct shoal_cluster *cl, const char *cluster_id,
                        char *out);
 

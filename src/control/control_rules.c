@@ -19,9 +19,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/evp.h>
 
 #include "base/base.h"
+#include "ca/ca.h"
 
 static int rule_fail(char *msg, size_t msg_len, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -492,53 +492,18 @@ control_cidr_contains(const uint8_t net[16], int net_family, int bits,
 
 /* Join tokens (SWARMKIT.md 6, with shoal's prefix). */
 
-/* Write the big-endian number in (n bytes, consumed) as digits base 36,
- * left-padded with 0 to width. */
-static void
-base36(uint8_t *in, size_t n, char *out, size_t width)
-{
-    static const char digits[] = "0123456789abcdefghijklmnopqrstuvwxyz";
-
-    for (size_t pos = width; pos-- > 0;) {
-        unsigned rem = 0;
-
-        for (size_t i = 0; i < n; i++) {
-            unsigned cur = rem * 256 + in[i];
-
-            in[i] = (uint8_t)(cur / 36);
-            rem = cur % 36;
-        }
-        out[pos] = digits[rem];
-    }
-}
-
+/* The token format and its generator belong to the CA module: the same
+ * code makes the tokens that joiners later parse and pin. */
 int
 control_join_token(const struct shoal_cluster *cl, const char *cluster_id,
                    char *out)
 {
-    uint8_t sum[EVP_MAX_MD_SIZE];
-    uint8_t secret[16];
-    unsigned sum_len = 0;
     const void *src = cluster_id ? cluster_id : "";
     size_t src_len = strlen(src);
-    int rc;
 
     if (cl && cl->root_ca.ca_cert.len > 0) {
         src = cl->root_ca.ca_cert.data;
         src_len = cl->root_ca.ca_cert.len;
     }
-    if (EVP_Digest(src, src_len, sum, &sum_len, EVP_sha256(), NULL) != 1) {
-        return ERR_TLS;
-    }
-    rc = rand_bytes(secret, sizeof secret);
-    if (rc != 0) {
-        return rc;
-    }
-
-    memcpy(out, "SHOAL-1-", 8);
-    base36(sum, sum_len, out + 8, 50);
-    out[58] = '-';
-    base36(secret, sizeof secret, out + 59, 25);
-    out[CONTROL_TOKEN_LEN] = '\0';
-    return 0;
+    return ca_token_new(src, src_len, out, NULL);
 }
