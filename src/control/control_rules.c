@@ -19,7 +19,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-
 #include "base/base.h"
 #include "ca/ca.h"
 

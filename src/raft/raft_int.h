@@ -117,6 +117,10 @@ void raft__reload_config(struct raft *r);
  * votes becomes leader. */
 void raft__hs_durable(struct raft *r);
 
+/* The last hard-state write completed: a candidate's election timer
+ * starts now (paper §5.2 and §5.6, thesis §9.3; see raft_core.c). */
+void raft__hs_written(struct raft *r);
+
 /* Queue m (copied; from and a zero term are filled in) for the next
  * ready. Returns 0 or ERR_NOMEM (message lost, like a dropped packet). */
 int raft__send(struct raft *r, const struct raft_msg *m);

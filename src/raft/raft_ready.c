@@ -228,6 +228,7 @@ raft_persisted(struct raft *r, uint64_t tag)
     r->n_writes -= k + 1;
     if (r->hs_tag != 0 && tag >= r->hs_tag) {
         r->hs_tag = 0;
+        raft__hs_written(r);
         raft__hs_durable(r);
     }
     if (r->role == RAFT_LEADER) {

@@ -955,8 +955,8 @@ timing_hook(struct sim *s, const struct raft_msg *m)
     }
     s->timing_heard_by[m->to] = true;
     s->timing_heard++;
-    if (s->timing_heard == 2 && s->timing_done_us == 0) {
-        s->timing_done_us = s->now; /* leader + 2 = 3 of 5 */
+    if (s->timing_heard == s->timing_need && s->timing_done_us == 0) {
+        s->timing_done_us = s->now;
     }
 }
 

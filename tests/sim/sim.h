@@ -203,6 +203,7 @@ struct sim {
     /* Timing mode hooks. */
     raft_term timing_after_term;
     unsigned timing_heard;
+    unsigned timing_need; /* receivers that end a trial */
     bool timing_heard_by[SIM_MAX_NODES + 1];
     uint64_t timing_done_us;
     uint64_t stat_events;

@@ -250,3 +250,51 @@ Test(raft_election, stale_persist_tag_is_refused)
     cr_expect_eq(raft_persisted(&fx.r[1], 12345), RAFT_ERR_STALE);
     fx_cluster_fini(&fx);
 }
+
+/* Tick r k times, taking each ready without ever completing its write;
+ * returns the tag of the last write handed out (0 if none). */
+static uint64_t
+tick_no_sync(struct raft *r, unsigned k, uint64_t tag)
+{
+    struct raft_ready rd;
+
+    for (unsigned i = 0; i < k; i++) {
+        raft_tick(r);
+        if (raft_has_ready(r)) {
+            raft_ready(r, &rd);
+            tag = rd.tag != 0 ? rd.tag : tag;
+            raft_ready_done(r);
+        }
+    }
+    return tag;
+}
+
+/* A candidate does not give up its term while its own term and vote are
+ * still being written; its election timer starts when that write ends
+ * (paper §5.2 and §5.6, thesis §9.3). */
+Test(raft_election, candidate_timer_starts_at_durable_vote)
+{
+    struct raft_options o;
+    struct raft r;
+    uint64_t tag;
+
+    fx_opts(&o, 1);
+    o.pre_vote = false;
+    fx_boot(&r, &o, 3);
+
+    tag = tick_no_sync(&r, 20, 0); /* timeouts are 10..20 ticks */
+    cr_assert_eq(raft_role(&r), RAFT_CANDIDATE);
+    cr_assert_eq(raft_term_current(&r), 2);
+    cr_assert_neq(tag, 0);
+    /* Five maximum timeouts with the vote still on its way to disk. */
+    (void)tick_no_sync(&r, 100, tag);
+    cr_expect_eq(raft_role(&r), RAFT_CANDIDATE);
+    cr_expect_eq(raft_term_current(&r), 2);
+
+    cr_assert_eq(raft_persisted(&r, tag), 0);
+    (void)tick_no_sync(&r, 9, tag);
+    cr_expect_eq(raft_term_current(&r), 2, "timer ran before the write");
+    (void)tick_no_sync(&r, 11, tag);
+    cr_expect_eq(raft_term_current(&r), 3, "no new election after it");
+    raft_fini(&r);
+}
