@@ -157,6 +157,17 @@ endpoint_changed(const struct shoal_service *svc,
 
 /* Secrets and configs a spec references must exist with the same name. */
 
+/*
+ * Whether two names are set and equal. An entry from the log or an object
+ * loaded from disk may lack a name (the store allows it), and strcmp() of
+ * NULL is undefined: found by tests/fuzz/fuzz_wal (regress/wal/).
+ */
+static bool
+same_name(const char *a, const char *b)
+{
+    return a && b && strcmp(a, b) == 0;
+}
+
 static int
 refs_exist(const struct store *s, const struct shoal_container_spec *cs,
            struct store_verdict *v)
@@ -170,11 +181,12 @@ refs_exist(const struct store *s, const struct shoal_container_spec *cs,
         const struct shoal_secret *sec;
 
         sec = store_get(s, SHOAL_KIND_SECRET, ref->secret_id);
-        if (sec && strcmp(sec->spec.annotations.name, ref->secret_name) == 0) {
+        if (sec && same_name(sec->spec.annotations.name, ref->secret_name)) {
             continue;
         }
         used += (size_t)snprintf(list + used, sizeof list - used, "%s%s",
-                                 missing ? ", " : "", ref->secret_name);
+                                 missing ? ", " : "",
+                                 ref->secret_name ? ref->secret_name : "");
         used = used < sizeof list ? used : sizeof list - 1;
         missing++;
     }
@@ -187,11 +199,12 @@ refs_exist(const struct store *s, const struct shoal_container_spec *cs,
         const struct shoal_config *cf;
 
         cf = store_get(s, SHOAL_KIND_CONFIG, ref->config_id);
-        if (cf && strcmp(cf->spec.annotations.name, ref->config_name) == 0) {
+        if (cf && same_name(cf->spec.annotations.name, ref->config_name)) {
             continue;
         }
         used += (size_t)snprintf(list + used, sizeof list - used, "%s%s",
-                                 missing ? ", " : "", ref->config_name);
+                                 missing ? ", " : "",
+                                 ref->config_name ? ref->config_name : "");
         used = used < sizeof list ? used : sizeof list - 1;
         missing++;
     }
