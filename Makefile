@@ -46,7 +46,9 @@ MGR_SRC    = $(filter-out src/manager/main.c,$(wildcard src/manager/*.c))
 CTL_SRC    = $(filter-out tools/ctl/main.c,$(wildcard tools/ctl/*.c))
 BENCH_SRC  = $(wildcard tools/bench/*.c)
 UNIT_SRC   = $(wildcard tests/unit/*.c)
-E2E_SRC    = $(wildcard tests/e2e/*.c) $(wildcard tests/lib/*.c)
+# The crash sweep has its own runner (tests/e2e/suite.mk).
+E2E_SRC    = $(filter-out tests/e2e/test_crash.c,$(wildcard tests/e2e/*.c)) \
+             $(wildcard tests/lib/*.c)
 
 obj = $(patsubst %.c,$(1)/obj/%.o,$(2))
 

@@ -417,6 +417,33 @@ wire_frame_append(struct wire_buf *out, uint16_t type, uint8_t flags,
 }
 
 int
+wire_frame_append_raw(struct wire_buf *out, uint16_t type, uint8_t flags,
+                      uint64_t id, const void *body, size_t len)
+{
+    uint8_t *h;
+    int rc;
+
+    if (len > WIRE_MAX_BODY) {
+        return ERR_TOOBIG;
+    }
+    rc = wire_buf_reserve(out, WIRE_HDR_BYTES + len);
+    if (rc != 0) {
+        return rc;
+    }
+    h = out->data + out->len;
+    put_be32(h, (uint32_t)(len + WIRE_HDR_BYTES - 4));
+    h[4] = WIRE_PROTO_VERSION;
+    h[5] = flags;
+    put_be16(h + 6, type);
+    put_be64(h + 8, id);
+    if (len > 0) {
+        memcpy(h + WIRE_HDR_BYTES, body, len);
+    }
+    out->len += WIRE_HDR_BYTES + len;
+    return 0;
+}
+
+int
 wire_status_append(struct wire_buf *out, uint64_t id, int code,
                    const char *fmt, ...)
 {

@@ -151,6 +151,19 @@ int wire_frame_append(struct wire_buf *out, uint16_t type, uint8_t flags,
                       const void *obj);
 
 /*
+ * Append a whole frame whose body is already encoded: the header, then a
+ * copy of the len bytes at body (borrowed; NULL when len is 0). The body
+ * is not checked: the caller vouches that it is what wire_encode makes of
+ * a value of the type's body (e.g. concatenated fields of it, in tag
+ * order), so the frame is the one wire_frame_append would build. Returns
+ * 0, ERR_TOOBIG when the frame would exceed WIRE_MAX_FRAME, or ERR_NOMEM;
+ * on failure nothing is appended.
+ */
+int wire_frame_append_raw(struct wire_buf *out, uint16_t type,
+                          uint8_t flags, uint64_t id, const void *body,
+                          size_t len);
+
+/*
  * Append a status frame with code and a printf-style message. Returns as
  * wire_frame_append.
  */

@@ -41,6 +41,7 @@ struct shoal_client {
     uint64_t next_id;        /* the id of the next request; never 0 */
     bool broken;             /* see the file comment */
     struct wire_buf in;      /* received bytes not yet made into frames */
+    size_t in_off;           /* bytes of in already taken as frames */
     struct wire_buf out;     /* queued frames not yet written */
     struct stash *stash;     /* oldest first */
     struct stash *stash_end; /* last element, for appending */
@@ -214,6 +215,14 @@ read_more(struct shoal_client *c, int timeout_ms, struct shoal_error *err)
     ssize_t n;
     int rc;
 
+    /* The frames taken since the last read are dropped here, once per
+     * read: moving the rest after every frame cost quadratic time when a
+     * read brought many frames (a watcher at 1,000 events/s spent 96% of
+     * its time in memmove). */
+    if (c->in_off > 0) {
+        wire_buf_consume(&c->in, c->in_off);
+        c->in_off = 0;
+    }
     if (wire_buf_reserve(&c->in, CLIENT_READ_CHUNK) != 0) {
         return fail_broken(c, err, SHOAL_RESOURCE_EXHAUSTED, "out of memory");
     }
@@ -225,9 +234,10 @@ read_more(struct shoal_client *c, int timeout_ms, struct shoal_error *err)
         }
         if (n == 0) {
             return fail_broken(c, err, SHOAL_UNAVAILABLE,
-                               c->in.len ? "shoald closed the connection "
-                                           "in the middle of a reply"
-                                         : "shoald closed the connection");
+                               c->in.len > c->in_off
+                                   ? "shoald closed the connection "
+                                     "in the middle of a reply"
+                                   : "shoald closed the connection");
         }
         if (errno == EINTR) {
             continue;
@@ -252,8 +262,10 @@ static int
 take_frame(struct shoal_client *c, struct shoal_frame *f,
            struct shoal_error *err)
 {
+    const uint8_t *at = c->in.data + c->in_off;
+    size_t avail = c->in.len - c->in_off;
     struct wire_hdr h;
-    ssize_t rc = wire_hdr_decode(&h, c->in.data, c->in.len);
+    ssize_t rc = wire_hdr_decode(&h, at, avail);
     size_t total;
 
     if (rc == ERR_AGAIN) {
@@ -268,7 +280,7 @@ take_frame(struct shoal_client *c, struct shoal_frame *f,
                            "shoald sent a frame of another protocol version");
     }
     total = (size_t)h.len + 4;
-    if (c->in.len < total) {
+    if (avail < total) {
         return 0;
     }
     *f = (struct shoal_frame){.type = h.type, .flags = h.flags, .id = h.id};
@@ -279,9 +291,13 @@ take_frame(struct shoal_client *c, struct shoal_frame *f,
             return fail_broken(c, err, SHOAL_RESOURCE_EXHAUSTED,
                                "out of memory");
         }
-        memcpy(f->body, c->in.data + WIRE_HDR_BYTES, f->len);
+        memcpy(f->body, at + WIRE_HDR_BYTES, f->len);
     }
-    wire_buf_consume(&c->in, total);
+    c->in_off += total;
+    if (c->in_off == c->in.len) {
+        c->in.len = 0;
+        c->in_off = 0;
+    }
     return 1;
 }
 

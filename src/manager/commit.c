@@ -24,9 +24,9 @@
 #include "base/base.h"
 
 #define FLUSH_EVERY_ENTRIES 4096
-#define FLUSH_PERIOD_MS 200
+#define FLUSH_PERIOD_MS 200 /* unless cfg.flush_ms says otherwise */
 #define LMDB_MAP_BYTES (8ull << 30)
-#define COMMIT_RETRY_MS 1000
+#define COMMIT_RETRY_MS 1000 /* unless m->retry_ms says otherwise */
 
 /* One object changed since the last flush, keyed by kind and id. */
 struct dirty_key {
@@ -37,6 +37,12 @@ struct dirty_key {
 
 static void commit_sync_cb(struct loop *l, void *arg);
 static void commit_flush_cb(struct loop *l, void *arg);
+
+static uint32_t
+commit_flush_ms(const struct manager *m)
+{
+    return m->cfg.flush_ms > 0 ? m->cfg.flush_ms : FLUSH_PERIOD_MS;
+}
 
 static void
 dirty_mark(struct manager *m, enum shoal_kind kind, const char *id)
@@ -116,6 +122,9 @@ pending_finish(struct manager *m, struct pending *pd,
         } else {
             conn_status(c, pd->req_id, &pd->out);
         }
+#ifdef SHOAL_BUG_ACK_BEFORE_SYNC
+        conn_flush(c); /* the answer leaves before the log is synced */
+#endif
     } else if (v->code != SHOAL_OK && pd->internal) {
         log_warn("commit", "internal write refused: index=%" PRIu64
                  " code=%s message=\"%s\"", pd->index,
@@ -161,32 +170,12 @@ commit_retry_cb(struct loop *l, void *arg)
     commit_sync(arg);
 }
 
-void
-commit_sync(struct manager *m)
+/* Apply each waiting entry and answer its client. */
+static void
+commit_answer(struct manager *m)
 {
     struct pending *pd;
-    int rc;
 
-    if (TAILQ_EMPTY(&m->unsynced)) {
-        return;
-    }
-    rc = wal_sync(m->wal);
-    if (rc != 0) {
-        if (!m->log_failed) {
-            log_err("commit", "log write failed; refusing new writes and "
-                    "retrying: %s", err_str(rc));
-        }
-        m->log_failed = true;
-        loop_timer_start(&m->loop, &m->retry_timer, COMMIT_RETRY_MS);
-        return;
-    }
-    if (m->log_failed) {
-        log_notice("commit", "log writes work again: pending=%" PRIu64,
-                   m->last_index - store_applied(m->store));
-        m->log_failed = false;
-    }
-
-    /* Durable: now each entry may take effect and be acknowledged. */
     while ((pd = TAILQ_FIRST(&m->unsynced))) {
         struct store_verdict v = {0};
 
@@ -194,11 +183,49 @@ commit_sync(struct manager *m)
         commit_apply(m, pd->index, pd->proposal, &v);
         pending_finish(m, pd, &v);
     }
+}
+
+void
+commit_sync(struct manager *m)
+{
+    int rc;
+
+    if (TAILQ_EMPTY(&m->unsynced)) {
+        return;
+    }
+    FAILPOINT(FAILPOINT_SYNC_START);
+#ifdef SHOAL_BUG_ACK_BEFORE_SYNC
+    /* Deliberately wrong, to show that the crash-point sweep catches it
+     * (tests/e2e/suite.mk builds this variant): every write is applied
+     * and acknowledged before its entry is written and synced. */
+    commit_answer(m);
+#endif
+    rc = wal_sync(m->wal);
+    if (rc != 0) {
+        if (!m->log_failed) {
+            log_err("commit", "log write failed; refusing new writes and "
+                    "retrying: %s", err_str(rc));
+        }
+        m->log_failed = true;
+        m->log_error = rc;
+        loop_timer_start(&m->loop, &m->retry_timer,
+                         m->retry_ms > 0 ? m->retry_ms : COMMIT_RETRY_MS);
+        return;
+    }
+    FAILPOINT(FAILPOINT_SYNC_DONE);
+    if (m->log_failed) {
+        log_notice("commit", "log writes work again: pending=%" PRIu64,
+                   m->last_index - store_applied(m->store));
+        m->log_failed = false;
+    }
+
+    /* Durable: now each entry may take effect and be acknowledged. */
+    commit_answer(m);
     watch_pump_all(m);
     if (m->last_index - m->flushed_index >= FLUSH_EVERY_ENTRIES) {
         commit_flush_cb(&m->loop, m);
     } else if (!m->flush_timer.active) {
-        loop_timer_start(&m->loop, &m->flush_timer, FLUSH_PERIOD_MS);
+        loop_timer_start(&m->loop, &m->flush_timer, commit_flush_ms(m));
     }
 }
 
@@ -217,7 +244,9 @@ commit_propose(struct manager *m, struct pending *pd)
     int rc;
 
     if (m->log_failed) {
-        return -EIO; /* refused until the log can be written again */
+        /* Refused until the log can be written again; the client is told
+         * why, ENOSPC or EIO. */
+        return m->log_error;
     }
     rc = wire_encode(&wire_type_proposal, pd->proposal, &b);
     if (rc == 0 && b.len > WIRE_MAX_BODY) {
@@ -256,7 +285,7 @@ commit_flush_now(struct manager *m)
     int rc = 0;
 
     if (m->n_dirty == 0 && m->flushed_index == meta.applied_index) {
-        return 0;
+        goto compact; /* a compaction that failed is tried again */
     }
     vals = calloc(m->n_dirty + 1, sizeof *vals);
     ws = calloc(m->n_dirty + 1, sizeof *ws);
@@ -300,6 +329,9 @@ out_free:
     m->n_dirty = 0;
     m->flushed_index = meta.applied_index;
     m->stats.lmdb_flushes++;
+    FAILPOINT(FAILPOINT_FLUSH_DONE);
+
+compact:
     /* What LMDB holds need not be replayed: drop those segments. */
     return wal_compact(m->wal, m->flushed_index);
 }
@@ -315,10 +347,20 @@ commit_flush_cb(struct loop *l, void *arg)
     rc = commit_flush_now(m);
     if (rc != 0) {
         /* The log still holds every entry: nothing is lost, the flush is
-         * tried again later. */
-        log_err("commit", "state flush failed, will retry: %s",
-                err_str(rc));
-        loop_timer_start(&m->loop, &m->flush_timer, 5 * FLUSH_PERIOD_MS);
+         * tried again later. One line for the whole outage, as the disk
+         * may stay full for hours. */
+        if (!m->flush_failed) {
+            log_err("commit", "state flush or log compaction failed; the "
+                    "log keeps every entry, retrying: %s", err_str(rc));
+        }
+        m->flush_failed = true;
+        loop_timer_start(&m->loop, &m->flush_timer, 5 * commit_flush_ms(m));
+        return;
+    }
+    if (m->flush_failed) {
+        log_notice("commit", "state flushes work again: flushed=%" PRIu64,
+                   m->flushed_index);
+        m->flush_failed = false;
     }
 }
 
@@ -383,7 +425,7 @@ commit_open_log(struct manager *m, uint64_t applied)
     struct wal_stats st;
     int rc;
 
-    rc = wal_open(&m->wal, m->cfg.state_dir, NULL, &diag);
+    rc = wal_open(&m->wal, m->cfg.state_dir, &m->wal_opts, &diag);
     if (rc == 0 && diag.cut_bytes > 0) {
         log_warn("commit", "cut a torn record off the end of the log: "
                  "file=%s offset=%" PRIu64 " bytes=%" PRIu64 " reason=\"%s\"",

@@ -267,6 +267,14 @@ manager_open(struct manager **out, const struct manager_config *cfg)
     TAILQ_INIT(&m->conns);
     TAILQ_INIT(&m->dead_conns);
     TAILQ_INIT(&m->unsynced);
+#ifdef SHOAL_TEST_BUILD
+    /* Before the log is opened: its recovery has failpoints too. */
+    rc = failpoint_init(m);
+    if (rc != 0) {
+        free(m);
+        return rc;
+    }
+#endif
     rc = loop_init(&m->loop);
     if (rc != 0) {
         free(m);

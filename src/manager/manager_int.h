@@ -32,6 +32,7 @@
 #define LIST_CHUNK_BYTES (1u << 20)
 
 struct watch;
+struct watch_cache;
 struct pending;
 
 TAILQ_HEAD(watch_list, watch);
@@ -118,13 +119,21 @@ struct manager {
     struct loop_defer sync_defer;
     bool log_failed;               /* the last sync failed: new writes
                                     * refused until a retry succeeds */
+    int log_error;                 /* what that sync failed with */
     struct loop_timer retry_timer;
+    uint32_t retry_ms;             /* wait before retrying; 0: default */
+    struct wal_opts wal_opts;      /* zero: the log's defaults */
 
     /* LMDB flush. */
     struct dirty_key *dirty;       /* uthash set */
     size_t n_dirty;
     uint64_t flushed_index;
     struct loop_timer flush_timer;
+    bool flush_failed;             /* logged once until a flush works */
+
+    /* Encoded events shared by the watches (watch.c); NULL while no
+     * watch exists. */
+    struct watch_cache *watch_cache;
 
     /* Counters for the stats request. */
     struct shoal_stats_reply stats;
@@ -154,9 +163,21 @@ void conn_reply(struct conn *c, uint64_t id, uint16_t type,
 /* Queue a status frame with a message; flags as on the wire. */
 void conn_status(struct conn *c, uint64_t id, const struct control_out *o);
 
-/* Queue a raw frame already built by the caller (watch frames). */
+/*
+ * Queue a frame of type with body obj encoded by t (t NULL: empty body).
+ * Returns 0, ERR_CLOSED when c is closed, ERR_TOOBIG (nothing queued), or
+ * ERR_NOMEM (c is closed once what is queued is flushed).
+ */
 int conn_frame(struct conn *c, uint16_t type, uint8_t flags, uint64_t id,
                const struct wire_type *t, const void *obj);
+
+/*
+ * Queue a frame of type whose body, len bytes at body (borrowed, copied),
+ * is already encoded: watch frames built from shared encodings. Returns
+ * as conn_frame.
+ */
+int conn_frame_raw(struct conn *c, uint16_t type, uint8_t flags,
+                   uint64_t id, const void *body, size_t len);
 
 /* Write whatever is queued now, as much as the socket takes. */
 void conn_flush(struct conn *c);
@@ -195,6 +216,33 @@ void commit_sync(struct manager *m);
 
 /* Sync what is pending and flush the state to LMDB; close both. */
 void commit_close(struct manager *m);
+
+/* failpoint.c: test builds only */
+
+#ifdef SHOAL_TEST_BUILD
+/* Durable boundaries of the commit path that storage does not see. */
+enum failpoint {
+    FAILPOINT_SYNC_START, /* a sync begins; earlier replies were sent */
+    FAILPOINT_SYNC_DONE,  /* the log is durable, nothing applied or
+                           * answered yet */
+    FAILPOINT_FLUSH_DONE, /* LMDB committed, the log not yet compacted */
+};
+
+/*
+ * Arm the failpoints of SHOAL_FAILPOINT (storage's hook is installed) and
+ * apply SHOAL_TEST_TUNING to m's tunables, as failpoint.c describes; an
+ * unset variable does nothing. Call before commit_open(). Returns 0, or
+ * -EINVAL for a malformed value (logged: startup ends).
+ */
+int failpoint_init(struct manager *m);
+
+/* Count a hit of fp; a rule for it may end the process here. */
+void failpoint_hit(enum failpoint fp);
+
+#define FAILPOINT(fp) failpoint_hit(fp)
+#else
+#define FAILPOINT(fp) ((void)0)
+#endif
 
 /* watch.c */
 

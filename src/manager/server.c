@@ -35,16 +35,10 @@ static void server_dispatch(struct conn *c, const struct wire_hdr *h,
 
 /* Output. */
 
-int
-conn_frame(struct conn *c, uint16_t type, uint8_t flags, uint64_t id,
-           const struct wire_type *t, const void *obj)
+/* What conn_frame and conn_frame_raw do with their append's result. */
+static int
+conn_frame_done(struct conn *c, int rc)
 {
-    int rc;
-
-    if (c->dead) {
-        return ERR_CLOSED;
-    }
-    rc = wire_frame_append(&c->out, type, flags, id, t, obj);
     if (rc == ERR_NOMEM) {
         /* Closed once what is queued is flushed; closing now would free
          * state that the caller is still using. */
@@ -53,6 +47,28 @@ conn_frame(struct conn *c, uint16_t type, uint8_t flags, uint64_t id,
         c->closing = true;
     }
     return rc;
+}
+
+int
+conn_frame(struct conn *c, uint16_t type, uint8_t flags, uint64_t id,
+           const struct wire_type *t, const void *obj)
+{
+    if (c->dead) {
+        return ERR_CLOSED;
+    }
+    return conn_frame_done(
+        c, wire_frame_append(&c->out, type, flags, id, t, obj));
+}
+
+int
+conn_frame_raw(struct conn *c, uint16_t type, uint8_t flags, uint64_t id,
+               const void *body, size_t len)
+{
+    if (c->dead) {
+        return ERR_CLOSED;
+    }
+    return conn_frame_done(
+        c, wire_frame_append_raw(&c->out, type, flags, id, body, len));
 }
 
 /*

@@ -452,6 +452,201 @@ Test(e2e, watch_sees_every_write_and_resumes)
     shoal_close(c);
 }
 
+/* Get object id of a kind into *obj (zeroed) through get request type. */
+static void
+get_object(struct shoal_client *c, uint16_t type, const char *id, void *obj)
+{
+    struct shoal_id_request req = {.id = (char *)id};
+    struct shoal_error err = {0};
+
+    cr_assert_eq(shoal_call(c, type, &req, obj, &err), 0, "get %s: %s", id,
+                 err.message);
+}
+
+/*
+ * The next frame of a watch stream, decoded into *msg. Its body must be
+ * the canonical encoding of what it decodes to: the manager builds watch
+ * bodies from events encoded once for all watchers, and any byte that
+ * differs from what the generic encoder makes of the same message fails.
+ */
+static void
+next_watch_frame(struct shoal_client *w, uint64_t stream,
+                 struct shoal_watch_message *msg)
+{
+    struct shoal_frame f = {0};
+    struct shoal_error err = {0};
+    struct wire_buf again = {0};
+
+    cr_assert_eq(shoal_recv(w, &f, &err), 0, "%s", err.message);
+    cr_assert_eq(f.id, stream);
+    cr_assert_eq(f.type, WIRE_MSG_WATCH | WIRE_REPLY, "frame type %#x",
+                 f.type);
+    cr_expect(f.flags & WIRE_F_MORE);
+    cr_assert_eq(wire_decode(&wire_type_watch_message, msg, f.body, f.len),
+                 0);
+    cr_assert_eq(wire_encode(&wire_type_watch_message, msg, &again), 0);
+    cr_expect_eq(again.len, f.len, "body of %zu bytes, canonical %zu",
+                 f.len, again.len);
+    cr_expect(again.len == f.len && memcmp(again.data, f.body, f.len) == 0,
+              "the watch body is not the generic encoding of its message");
+    wire_buf_fini(&again);
+    shoal_frame_fini(&f);
+}
+
+/* One expected event: action, the object's kind and value as `get`
+ * returned it after the change, and the old value where one is due. */
+struct want_event {
+    enum shoal_action action;
+    const struct shoal_config *config;
+    const struct shoal_config *old;
+    const struct shoal_secret *secret;
+};
+
+static void
+expect_watch_event(const struct shoal_watch_message *msg,
+                   const struct want_event *want)
+{
+    const struct shoal_watch_event *e;
+
+    cr_assert_eq(msg->n_events, 1);
+    e = &msg->events[0];
+    cr_expect_eq(e->action, want->action);
+    if (want->config) {
+        cr_assert(e->object.config, "not a config event");
+        cr_expect(wire_equal(&wire_type_config, e->object.config,
+                             want->config),
+                  "the event's config differs from what get returned");
+        /* A removal is a later entry than the object's last change. */
+        if (want->action == SHOAL_ACTION_REMOVE) {
+            cr_expect_gt(msg->version, want->config->meta.version);
+        } else {
+            cr_expect_eq(msg->version, want->config->meta.version);
+        }
+    } else {
+        cr_assert(e->object.secret, "not a secret event");
+        cr_expect(wire_equal(&wire_type_secret, e->object.secret,
+                             want->secret),
+                  "the event's secret differs from what get returned");
+        cr_expect_null(e->object.secret->spec.data.data,
+                       "a watch event carries a secret's data");
+        cr_expect_eq(msg->version, want->secret->meta.version);
+    }
+    if (want->old) {
+        cr_assert(e->old_object && e->old_object->config,
+                  "no old object where it was asked for");
+        cr_expect(wire_equal(&wire_type_config, e->old_object->config,
+                             want->old));
+    } else {
+        cr_expect_null(e->old_object);
+    }
+}
+
+/* Watchers that ask for different things each get exactly what the
+ * generic encoder would make for them, though the manager encodes each
+ * event once for all: the objects as `get` shows them (a secret without
+ * its data), the old object only for the watcher that asked for it, only
+ * the kinds selected, and every body in canonical bytes. */
+Test(e2e, watchers_share_encoded_events_and_see_their_own_message)
+{
+    struct shoal_watch_selector cfg_sel = {.kind = SHOAL_KIND_CONFIG};
+    struct shoal_watch_request all = {.include_old_object = true};
+    struct shoal_watch_request cfgs = {.selectors = &cfg_sel,
+                                       .n_selectors = 1};
+    struct shoal_client *w_all[3], *w_cfg[3];
+    struct shoal_client *c = e2e_connect();
+    struct shoal_config_spec spec = {0};
+    struct shoal_create_config_request cr = {.spec = &spec};
+    struct shoal_update_config_request ur = {.spec = &spec};
+    struct shoal_secret_spec sspec = {0};
+    struct shoal_create_secret_request sr = {.spec = &sspec};
+    struct shoal_id_request rm = {0};
+    struct shoal_config g1 = {0}, g2 = {0}, tmp = {0};
+    struct shoal_secret s1 = {0}, stmp = {0};
+    struct shoal_error err = {0};
+    uint64_t id_all[3], id_cfg[3];
+    char *cfg_id;
+
+    /* Several watchers of each kind, so that the shared encodings are
+     * used more than once. */
+    for (int i = 0; i < 3; i++) {
+        w_all[i] = e2e_connect();
+        w_cfg[i] = e2e_connect();
+        cr_assert_eq(shoal_watch_start(w_all[i], &all, &id_all[i], &err), 0,
+                     "%s", err.message);
+        cr_assert_eq(shoal_watch_start(w_cfg[i], &cfgs, &id_cfg[i], &err),
+                     0, "%s", err.message);
+    }
+
+    spec.annotations.name = "shared-enc";
+    spec.data = (struct shoal_bytes){(uint8_t *)"v1", 2};
+    cr_assert_eq(shoal_call(c, WIRE_MSG_CREATE_CONFIG, &cr, &tmp, &err), 0,
+                 "%s", err.message);
+    cfg_id = strdup(tmp.id);
+    cr_assert_not_null(cfg_id);
+    get_object(c, WIRE_MSG_GET_CONFIG, cfg_id, &g1);
+
+    cr_assert_eq(wire_map_set(&spec.annotations.labels, "tier", "gold"), 0);
+    ur.id = cfg_id;
+    ur.version = g1.meta.version;
+    wire_free(&wire_type_config, &tmp);
+    cr_assert_eq(shoal_call(c, WIRE_MSG_UPDATE_CONFIG, &ur, &tmp, &err), 0,
+                 "%s", err.message);
+    get_object(c, WIRE_MSG_GET_CONFIG, cfg_id, &g2);
+
+    sspec.annotations.name = "shared-enc-secret";
+    sspec.data = (struct shoal_bytes){(uint8_t *)"s3cr3t", 6};
+    cr_assert_eq(shoal_call(c, WIRE_MSG_CREATE_SECRET, &sr, &stmp, &err), 0,
+                 "%s", err.message);
+    get_object(c, WIRE_MSG_GET_SECRET, stmp.id, &s1);
+
+    rm.id = cfg_id;
+    cr_assert_eq(shoal_call(c, WIRE_MSG_REMOVE_CONFIG, &rm, NULL, &err), 0,
+                 "%s", err.message);
+
+    for (int i = 0; i < 3; i++) {
+        const struct want_event want_all[] = {
+            {SHOAL_ACTION_CREATE, &g1, NULL, NULL},
+            {SHOAL_ACTION_UPDATE, &g2, &g1, NULL},
+            {SHOAL_ACTION_CREATE, NULL, NULL, &s1},
+            {SHOAL_ACTION_REMOVE, &g2, NULL, NULL},
+        };
+        const struct want_event want_cfg[] = {
+            {SHOAL_ACTION_CREATE, &g1, NULL, NULL},
+            {SHOAL_ACTION_UPDATE, &g2, NULL, NULL},
+            {SHOAL_ACTION_REMOVE, &g2, NULL, NULL},
+        };
+
+        for (size_t k = 0; k < sizeof want_all / sizeof want_all[0]; k++) {
+            struct shoal_watch_message msg = {0};
+
+            next_watch_frame(w_all[i], id_all[i], &msg);
+            expect_watch_event(&msg, &want_all[k]);
+            wire_free(&wire_type_watch_message, &msg);
+        }
+        for (size_t k = 0; k < sizeof want_cfg / sizeof want_cfg[0]; k++) {
+            struct shoal_watch_message msg = {0};
+
+            next_watch_frame(w_cfg[i], id_cfg[i], &msg);
+            expect_watch_event(&msg, &want_cfg[k]);
+            wire_free(&wire_type_watch_message, &msg);
+        }
+        shoal_close(w_all[i]);
+        shoal_close(w_cfg[i]);
+    }
+
+    /* The name and data are literals: only the labels are the test's. */
+    spec.annotations.name = NULL;
+    spec.data = (struct shoal_bytes){0};
+    wire_free(&wire_type_config_spec, &spec);
+    wire_free(&wire_type_config, &tmp);
+    wire_free(&wire_type_config, &g1);
+    wire_free(&wire_type_config, &g2);
+    wire_free(&wire_type_secret, &s1);
+    wire_free(&wire_type_secret, &stmp);
+    free(cfg_id);
+    shoal_close(c);
+}
+
 static int
 raw_connect(void)
 {

@@ -22,6 +22,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -41,6 +42,7 @@ fx_daemon_prepare(struct fx_daemon *d)
     memset(d, 0, sizeof *d);
     d->pid = -1;
     d->notify_fd = -1;
+    d->end_status = -1;
     snprintf(d->dir, sizeof d->dir, "/tmp/shoal-e2e-XXXXXX");
     cr_assert(mkdtemp(d->dir), "mkdtemp: %s", strerror(errno));
     snprintf(d->sock, sizeof d->sock, "%s/control.sock", d->dir);
@@ -87,6 +89,9 @@ fx_exec_daemon(struct fx_daemon *d, const char *notify,
         setrlimit(RLIMIT_NOFILE, &rl);
     }
     setenv("NOTIFY_SOCKET", notify, 1);
+    for (size_t i = 0; d->env && d->env[i]; i++) {
+        putenv((char *)d->env[i]);
+    }
     execv(argv[0], (char *const *)argv);
     _exit(127);
 }
@@ -118,6 +123,7 @@ fx_daemon_start(struct fx_daemon *d, const char *const *extra)
             }
         }
         if (waitpid(d->pid, &status, WNOHANG) == d->pid) {
+            d->end_status = status;
             d->pid = -1;
             close(d->notify_fd);
             d->notify_fd = -1;
@@ -144,6 +150,35 @@ fx_daemon_stop(struct fx_daemon *d, int sig)
     while (waitpid(d->pid, &status, 0) < 0 && errno == EINTR) {
     }
     d->pid = -1;
+    return status;
+}
+
+int
+fx_daemon_wait(struct fx_daemon *d, int timeout_ms)
+{
+    int pfd;
+    int status;
+    struct pollfd p;
+
+    if (d->pid <= 0) {
+        return -1;
+    }
+    /* A pidfd becomes readable when the process ends: no polling loop. */
+    pfd = (int)syscall(SYS_pidfd_open, d->pid, 0);
+    cr_assert(pfd >= 0, "pidfd_open: %s", strerror(errno));
+    p = (struct pollfd){.fd = pfd, .events = POLLIN};
+    while (poll(&p, 1, timeout_ms) < 0 && errno == EINTR) {
+    }
+    close(pfd);
+    if (waitpid(d->pid, &status, WNOHANG) != d->pid) {
+        return -1;
+    }
+    if (d->notify_fd >= 0) {
+        close(d->notify_fd);
+        d->notify_fd = -1;
+    }
+    d->pid = -1;
+    d->end_status = status;
     return status;
 }
 

@@ -22,6 +22,9 @@ struct fx_daemon {
     char log[300];    /* its stderr, kept for checks after it ends */
     int notify_fd;
     unsigned nofile;  /* if set, the daemon's descriptor limit */
+    const char *const *env; /* if set, NAME=VALUE strings (NULL-ended)
+                               added to the daemon's environment */
+    int end_status;   /* wait status once it ended, else -1 */
 };
 
 /* What one shoalctl run printed and how it ended. */
@@ -41,8 +44,9 @@ void fx_daemon_prepare(struct fx_daemon *d);
  * Start shoald on d->dir (prepared, possibly holding state from an
  * earlier run) and wait until it reports readiness, at most 20 s. extra
  * is a NULL-terminated list of further arguments, or NULL. Returns 0 when
- * ready, -1 when the process ended first or the wait timed out (it is
- * then killed). stderr goes to d->log (appended).
+ * ready, -1 when the process ended first (its wait status is then in
+ * d->end_status) or the wait timed out (it is then killed). stderr goes
+ * to d->log (appended); d->env is added to its environment.
  */
 int fx_daemon_start(struct fx_daemon *d, const char *const *extra);
 
@@ -51,6 +55,14 @@ int fx_daemon_start(struct fx_daemon *d, const char *const *extra);
  * it was not running.
  */
 int fx_daemon_stop(struct fx_daemon *d, int sig);
+
+/*
+ * Wait at most timeout_ms for the daemon to end by itself (a crash), and
+ * reap it. Returns its wait status (also left in d->end_status), or -1
+ * when it was not running or still runs at the deadline (it is left
+ * running).
+ */
+int fx_daemon_wait(struct fx_daemon *d, int timeout_ms);
 
 /* Stop the daemon if running and remove its directory. */
 void fx_daemon_cleanup(struct fx_daemon *d);

@@ -10,6 +10,7 @@
  * LeakSanitizer's report at exit alone does not fail a Criterion test.
  */
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -279,6 +280,155 @@ Test(wire_frame, pipelined_frames_split_by_length)
     cr_expect_eq(wire_hdr_decode(&h, in.data, in.len), ERR_AGAIN);
 
     wire_buf_fini(&in);
+    EXPECT_NO_LEAKS();
+}
+
+/* A committed golden frame of wire/golden (or $SHOAL_GOLDEN_DIR), whole;
+ * *len is set. Owned by the caller. */
+static uint8_t *
+golden_read(const char *name, size_t *len)
+{
+    const char *dir = getenv("SHOAL_GOLDEN_DIR");
+    char path[512];
+    uint8_t *data;
+    long n;
+    FILE *f;
+
+    snprintf(path, sizeof path, "%s/%s.bin", dir ? dir : "wire/golden",
+             name);
+    f = fopen(path, "rb");
+    cr_assert_not_null(f, "cannot open %s (run from the top of the tree)",
+                       path);
+    cr_assert_eq(fseek(f, 0, SEEK_END), 0);
+    n = ftell(f);
+    cr_assert_gt(n, 0);
+    rewind(f);
+    data = malloc((size_t)n);
+    cr_assert_not_null(data);
+    cr_assert_eq(fread(data, 1, (size_t)n, f), (size_t)n);
+    fclose(f);
+    *len = (size_t)n;
+    return data;
+}
+
+/* Encode as the manager's watch fan-out does: the events picked by mask
+ * one message each (version 0, so the event's field alone), then an empty
+ * message of the version (the version field alone), concatenated. */
+static void
+watch_body_by_parts(struct wire_buf *body,
+                    const struct shoal_watch_message *m, unsigned mask)
+{
+    struct shoal_watch_message tail = {.version = m->version};
+
+    for (size_t i = 0; i < m->n_events; i++) {
+        struct shoal_watch_message one = {.events = &m->events[i],
+                                          .n_events = 1};
+
+        if (mask & (1u << i)) {
+            cr_assert_eq(wire_encode(&wire_type_watch_message, &one, body),
+                         0);
+        }
+    }
+    cr_assert_eq(wire_encode(&wire_type_watch_message, &tail, body), 0);
+}
+
+/* A frame appended raw from a body made of separately encoded parts (the
+ * watch fan-out) is byte for byte the golden frame of the whole message,
+ * and a body of some of the events decodes to exactly those events. */
+Test(wire_frame, raw_frame_of_encoded_parts_is_the_generic_frame)
+{
+    struct shoal_watch_message m = {0};
+    struct shoal_watch_message got = {0};
+    struct shoal_watch_message want = {0};
+    struct wire_buf body = {0};
+    struct wire_buf out = {0};
+    struct wire_buf generic = {0};
+    struct wire_hdr h;
+    size_t len;
+    uint8_t *golden = golden_read("watch_event", &len);
+
+    cr_assert_eq(wire_hdr_decode(&h, golden, len), WIRE_HDR_BYTES);
+    cr_assert_eq(wire_decode(&wire_type_watch_message, &m,
+                             golden + WIRE_HDR_BYTES, len - WIRE_HDR_BYTES),
+                 0);
+    cr_assert_eq(m.n_events, 3);
+
+    watch_body_by_parts(&body, &m, 7);
+    cr_assert_eq(wire_buf_append(&out, "xyz", 3), 0);
+    cr_assert_eq(wire_frame_append_raw(&out, h.type, h.flags, h.id,
+                                       body.data, body.len),
+                 0);
+    cr_assert_eq(out.len, 3 + len);
+    cr_expect_eq(memcmp(out.data, "xyz", 3), 0);
+    cr_expect_eq(memcmp(out.data + 3, golden, len), 0,
+                 "the raw frame differs from wire/golden/watch_event.bin");
+
+    /* Events 0 and 2 only: what a watcher of services and secrets gets. */
+    body.len = 0;
+    watch_body_by_parts(&body, &m, 5);
+    cr_assert_eq(wire_decode(&wire_type_watch_message, &got, body.data,
+                             body.len),
+                 0);
+    cr_assert_eq(got.n_events, 2);
+    cr_expect_eq(got.version, 4001);
+    cr_expect(got.events[0].object.service && got.events[0].old_object);
+    cr_expect(got.events[1].object.secret);
+    want.version = m.version;
+    want.events = (struct shoal_watch_event[]){m.events[0], m.events[2]};
+    want.n_events = 2;
+    cr_assert_eq(wire_encode(&wire_type_watch_message, &want, &generic), 0);
+    cr_expect_eq(generic.len, body.len);
+    cr_expect_eq(memcmp(generic.data, body.data, body.len), 0,
+                 "a part of the events is not the generic encoding");
+
+    wire_free(&wire_type_watch_message, &got);
+    wire_free(&wire_type_watch_message, &m);
+    wire_buf_fini(&generic);
+    wire_buf_fini(&body);
+    wire_buf_fini(&out);
+    free(golden);
+    EXPECT_NO_LEAKS();
+}
+
+/* A raw body of exactly WIRE_MAX_BODY bytes makes a frame the reader
+ * accepts; one byte more is ERR_TOOBIG with nothing appended; an empty
+ * body needs no pointer. */
+Test(wire_frame, raw_append_limits)
+{
+    uint8_t *big = calloc(1, WIRE_MAX_BODY + 1);
+    struct wire_buf out = {0};
+    struct wire_hdr h;
+
+    cr_assert_not_null(big);
+    cr_assert_eq(wire_buf_append(&out, "xyz", 3), 0);
+    cr_expect_eq(wire_frame_append_raw(&out, WIRE_MSG_WATCH | WIRE_REPLY,
+                                       WIRE_F_MORE, 9, big,
+                                       WIRE_MAX_BODY + 1),
+                 ERR_TOOBIG);
+    cr_expect_eq(out.len, 3);
+    cr_expect_eq(memcmp(out.data, "xyz", 3), 0);
+
+    cr_assert_eq(wire_frame_append_raw(&out, WIRE_MSG_WATCH | WIRE_REPLY,
+                                       WIRE_F_MORE, 9, big, WIRE_MAX_BODY),
+                 0);
+    cr_expect_eq(out.len, 3 + WIRE_MAX_FRAME);
+    cr_assert_eq(wire_hdr_decode(&h, out.data + 3, out.len - 3),
+                 WIRE_HDR_BYTES);
+    cr_expect_eq(h.len, WIRE_MAX_FRAME - 4);
+    cr_expect_eq(h.version, WIRE_PROTO_VERSION);
+    cr_expect_eq(h.flags, WIRE_F_MORE);
+    cr_expect_eq(h.type, WIRE_MSG_WATCH | WIRE_REPLY);
+    cr_expect_eq(h.id, 9);
+
+    out.len = 0;
+    cr_assert_eq(wire_frame_append_raw(&out, WIRE_MSG_STATS, 0, 1, NULL, 0),
+                 0);
+    cr_assert_eq(wire_hdr_decode(&h, out.data, out.len), WIRE_HDR_BYTES);
+    cr_expect_eq(out.len, WIRE_HDR_BYTES);
+    cr_expect_eq(h.len, WIRE_HDR_BYTES - 4);
+
+    wire_buf_fini(&out);
+    free(big);
     EXPECT_NO_LEAKS();
 }
 
