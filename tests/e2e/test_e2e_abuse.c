@@ -11,6 +11,7 @@
  */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <grp.h>
 #include <inttypes.h>
 #include <poll.h>
 #include <signal.h>
@@ -18,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -346,5 +348,197 @@ Test(e2e_abuse, big_list_does_not_block_other_clients)
     cr_expect_lt(worst, 1000, "another client waited %" PRIu64 " ms",
                  worst);
     close(probe);
+    close(fd);
+}
+
+/* Slow and stalled clients. */
+
+/* How many lines of the daemon's log contain needle. */
+static int
+ab_log_count(const char *needle)
+{
+    char *log = fx_read_file(d.log);
+    int n = 0;
+
+    cr_assert(log, "cannot read %s", d.log);
+    for (const char *p = log; (p = strstr(p, needle)); p += strlen(needle)) {
+        n++;
+    }
+    free(log);
+    return n;
+}
+
+/* A client that sends its request one byte at a time, with pauses,
+ * holds nothing up: between its bytes another client is served, and the
+ * slow request is answered once its last byte arrives. */
+Test(e2e_abuse, slow_sender_does_not_hold_others)
+{
+    struct wire_buf b = {0};
+    struct ab_frame f;
+    int slow = ab_connect();
+    int probe = ab_connect();
+
+    cr_assert_eq(wire_frame_append(&b, WIRE_MSG_STATS, 0, 77, NULL, NULL), 0);
+    for (size_t i = 0; i + 1 < b.len; i++) {
+        struct pollfd p = {.fd = slow, .events = POLLIN};
+
+        ab_send_all(slow, b.data + i, 1);
+        /* The pause is the point of the test, not a wait for an event:
+         * the daemon must be left holding a partial frame. */
+        cr_assert_eq(poll(&p, 1, 20), 0, "a reply came before the frame "
+                     "was complete (byte %zu of %zu)", i + 1, b.len);
+        ab_barrier(probe, 1000 + i);
+    }
+    ab_send_all(slow, b.data + b.len - 1, 1);
+    cr_assert_eq(ab_recv(slow, &f, 10000), 0, "the slow request was "
+                 "never answered");
+    cr_expect_eq(f.h.type, WIRE_MSG_STATS | WIRE_REPLY);
+    cr_expect_eq(f.h.id, 77);
+    free(f.body);
+    wire_buf_fini(&b);
+    close(probe);
+    close(slow);
+}
+
+/* Send n creates of configs named <prefix>-<i> with data bytes each,
+ * at most window in flight, and check that each was acknowledged. */
+static void
+ab_create_many(int fd, const char *prefix, int n, size_t data, int window)
+{
+    struct shoal_config_spec spec = {0};
+    struct shoal_create_config_request req = {.spec = &spec};
+    uint8_t *buf = malloc(data);
+    char name[64];
+    int sent = 0;
+    int acked = 0;
+
+    cr_assert(buf);
+    memset(buf, 'w', data);
+    spec.data = (struct shoal_bytes){.data = buf, .len = data};
+    spec.annotations.name = name;
+    while (acked < n) {
+        struct wire_buf out = {0};
+        struct ab_frame f;
+
+        while (sent < n && sent - acked < window) {
+            snprintf(name, sizeof name, "%s-%d", prefix, sent);
+            cr_assert_eq(wire_frame_append(&out, WIRE_MSG_CREATE_CONFIG, 0,
+                                           (uint64_t)sent + 1,
+                                           &wire_type_create_config_request,
+                                           &req), 0);
+            sent++;
+        }
+        if (out.len) {
+            ab_send_all(fd, out.data, out.len);
+        }
+        wire_buf_fini(&out);
+        cr_assert_eq(ab_recv(fd, &f, 30000), 0, "create %d was never "
+                     "answered", acked);
+        cr_assert_eq(f.h.type, WIRE_MSG_CREATE_CONFIG | WIRE_REPLY,
+                     "create %d refused: code %u", acked, ab_status(&f, NULL));
+        free(f.body);
+        acked++;
+    }
+    free(buf);
+}
+
+/* A watcher that stops reading costs the manager one bounded output
+ * buffer: writes go on being acknowledged, and when the watcher reads
+ * again it gets what was buffered, then an end that names the version
+ * to resume from, logged once. */
+Test(e2e_abuse, stalled_watcher_is_ended_with_a_resume_version)
+{
+    /* 4 KiB events: the 8 MiB output bound holds about 2,000 of them, so
+     * 6,500 writes pass the 4,096 entries of retained history. */
+    enum { N_WRITES = 6500, DATA = 4096 };
+    struct shoal_watch_request wr = {0};
+    int watcher = ab_connect();
+    int writer = ab_connect();
+    size_t events = 0;
+    uint64_t resume = 0;
+    unsigned code = 0;
+
+    ab_send(watcher, WIRE_MSG_WATCH, 5, &wire_type_watch_request, &wr);
+    ab_barrier(writer, 1); /* the watch is registered */
+    ab_create_many(writer, "stall", N_WRITES, DATA, 64);
+
+    for (;;) {
+        struct ab_frame f;
+
+        cr_assert_eq(ab_recv(watcher, &f, 30000), 0, "the watch neither "
+                     "sent events nor ended (%zu events)", events);
+        cr_assert_eq(f.h.id, 5);
+        if (f.h.type == WIRE_MSG_STATUS) {
+            code = ab_status(&f, &resume);
+            free(f.body);
+            break;
+        }
+        events++;
+        free(f.body);
+    }
+    cr_log_info("events=%zu resume=%" PRIu64, events, resume);
+    cr_expect_eq(code, SHOAL_OUT_OF_RANGE, "the watch ended with code %u",
+                 code);
+    cr_expect_gt(events, 0, "nothing was delivered before the end");
+    cr_expect_lt(events, (size_t)N_WRITES, "every event was buffered");
+    cr_expect_gt(resume, 0, "the end names no version to resume from");
+
+    /* The manager still answers, and said it once. */
+    ab_barrier(writer, 2);
+    cr_expect_eq(ab_log_count("watch ended"), 1,
+                 "want one \"watch ended\" line");
+    close(writer);
+    close(watcher);
+}
+
+/* Who may connect. */
+
+/* The control socket admits only its owner: a process of another user
+ * is refused by the kernel before shoald sees it. Run as root, the test
+ * tries it from a child that drops to "nobody"; otherwise it can only
+ * check the permissions that make it so. */
+Test(e2e_abuse, socket_refuses_other_users)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    struct stat st;
+    pid_t pid;
+    int status;
+    int fd;
+
+    cr_assert_eq(stat(d.sock, &st), 0, "stat %s: %s", d.sock,
+                 strerror(errno));
+    cr_expect_eq(st.st_mode & 0777, 0600, "socket mode %o",
+                 (unsigned)(st.st_mode & 0777));
+    cr_expect_eq(st.st_uid, geteuid());
+    if (geteuid() != 0) {
+        return; /* no other user to become */
+    }
+    memcpy(sa.sun_path, d.sock, strlen(d.sock) + 1);
+    pid = fork();
+    cr_assert(pid >= 0, "fork: %s", strerror(errno));
+    if (pid == 0) {
+        if (setgroups(0, NULL) != 0 || setgid(65534) != 0 ||
+            setuid(65534) != 0) {
+            _exit(3);
+        }
+        fd = socket(AF_UNIX, SOCK_STREAM, 0);
+        if (fd < 0) {
+            _exit(4);
+        }
+        if (connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0) {
+            _exit(1);
+        }
+        _exit(errno == EACCES ? 0 : 2);
+    }
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+              "another user's connect: %s",
+              !WIFEXITED(status) ? "child died"
+              : WEXITSTATUS(status) == 1 ? "was accepted"
+              : WEXITSTATUS(status) == 2 ? "failed, but not with EACCES"
+                                         : "could not become nobody");
+    /* And the owner is still served. */
+    fd = ab_connect();
+    ab_barrier(fd, 1);
     close(fd);
 }
