@@ -14,6 +14,12 @@
  * of the turn; OpenSSL's WANT_READ/WANT_WRITE are remembered per
  * direction, so a read that needs the socket writable (or a write that
  * needs it readable) is retried on the event it waits for.
+ *
+ * Two kinds of connection bend the mutual authentication for the join:
+ * an accepted one whose listener allows anonymous clients comes up
+ * without a peer identity when the client presented no certificate, and
+ * a CA fetch ends as soon as TLS is done, with the server's root in its
+ * dialer and nothing sent.
  */
 #include "peer/peer_int.h"
 
@@ -38,6 +44,13 @@ static const char *
 peer_dir(const struct peer_conn *c)
 {
     return c->outbound ? "out" : "in";
+}
+
+/* The peer's node id for the log; an anonymous one has none. */
+static const char *
+peer_who(const struct peer_conn *c)
+{
+    return c->anonymous ? "(anonymous)" : c->ident.node_id;
 }
 
 /* Put what a peer sent into a log line safely: printable ASCII, no
@@ -73,7 +86,7 @@ peer_conn_log(struct peer_conn *c, enum log_level level, const char *why)
     if (c->was_up) {
         log_write(level, "peer",
                   "peer down: dir=%s node=%s addr=%s reason=\"%s\"",
-                  peer_dir(c), c->ident.node_id, c->addr, why);
+                  peer_dir(c), peer_who(c), c->addr, why);
     } else if (c->dialer) {
         peer__dialer_log(c->dialer, level, why);
     } else if (!c->outbound) {
@@ -129,7 +142,7 @@ peer__conn_end(struct peer_conn *c, int rc, enum log_level level,
         n->stats.down++;
     }
     if (c->dialer) {
-        peer__dialer_conn_ended(c->dialer, c->was_up);
+        peer__dialer_conn_ended(c->dialer, c->was_up, c->end_rc, c->why);
     }
     peer__net_reap_soon(n);
 }
@@ -439,7 +452,7 @@ peer_conn_up(struct peer_conn *c)
     loop_timer_stop(n->loop, &c->timer);
     n->stats.up++;
     log_notice("peer", "peer up: dir=%s node=%s role=%s addr=%s", peer_dir(c),
-               c->ident.node_id, c->ident.role, c->addr);
+               peer_who(c), c->ident.role, c->addr);
     if (c->dialer) {
         peer__dialer_conn_up(c->dialer);
     }
@@ -455,7 +468,7 @@ peer_conn_send_hello(struct peer_conn *c)
     struct shoal_hello hello = {
         .proto_min = WIRE_PROTO_VERSION,
         .proto_max = WIRE_PROTO_VERSION,
-        .client_name = c->net->tls->ident.node_id,
+        .client_name = c->self.node_id, /* "" for a dial without cert */
     };
 
     return peer_conn_queue(c, WIRE_MSG_HELLO, 0, 0, &wire_type_hello, &hello,
@@ -483,7 +496,7 @@ static void
 peer_conn_hello_in(struct peer_conn *c, const struct wire_hdr *h,
                    const uint8_t *body, size_t len)
 {
-    const struct peer_ident *me = &c->net->tls->ident;
+    const struct peer_ident *me = &c->self;
     struct shoal_hello hello = {0};
     struct shoal_hello_reply reply = {
         .proto = WIRE_PROTO_VERSION,
@@ -552,6 +565,52 @@ peer_conn_hello_reply_in(struct peer_conn *c, const struct wire_hdr *h,
     peer_conn_up(c);
 }
 
+/*
+ * A CA fetch got the server's chain: keep its root in the dialer for the
+ * fetch callback and end here. Nothing is sent on a session whose server
+ * nobody verified, so a join token cannot leak through it.
+ */
+static void
+peer_conn_fetch_done(struct peer_conn *c)
+{
+    struct peer_dialer *d = c->dialer;
+    int rc;
+
+    if (SSL_version(c->ssl) != TLS1_3_VERSION) {
+        peer__conn_end(c, ERR_TLS, LOG_WARN, "tls session is not 1.3");
+        return;
+    }
+    rc = peer__chain_root_der(c->ssl, &d->ca_der, &d->ca_len);
+    if (rc == ERR_NOTFOUND) {
+        peer__conn_end(c, rc, LOG_WARN,
+                       "the server sent no self-signed root certificate");
+        return;
+    }
+    if (rc != 0) {
+        peer__conn_end(c, rc, LOG_WARN, "out of memory for the ca");
+        return;
+    }
+    peer__conn_end(c, 0, LOG_DEBUG_LEVEL, "ca fetched");
+}
+
+/*
+ * Whether the session on c is one we accept: TLS 1.3 and a verified
+ * certificate, or no certificate at all from an anonymous client. A
+ * certificate that failed verification never gets here on an
+ * anonymous-ok listener either: OpenSSL ends the handshake.
+ */
+static bool
+peer_conn_session_ok(const struct peer_conn *c, X509 *cert)
+{
+    if (SSL_version(c->ssl) != TLS1_3_VERSION) {
+        return false;
+    }
+    if (!cert) {
+        return c->anonymous;
+    }
+    return SSL_get_verify_result(c->ssl) == X509_V_OK;
+}
+
 /* TLS is established: check the peer's identity, then the hello. */
 static void
 peer_conn_tls_done(struct peer_conn *c)
@@ -562,15 +621,20 @@ peer_conn_tls_done(struct peer_conn *c)
     int rc;
 
     c->state = PEER_HELLO;
+    if (c->dialer && c->dialer->fetch) {
+        peer_conn_fetch_done(c);
+        return;
+    }
+    /* anon_ok is set on accepted connections only. */
+    c->anonymous = !cert && c->anon_ok;
     /* The context allows nothing else; this guards against a change
      * of it that would quietly widen what is accepted. */
-    if (SSL_version(c->ssl) != TLS1_3_VERSION || !cert ||
-        SSL_get_verify_result(c->ssl) != X509_V_OK) {
+    if (!peer_conn_session_ok(c, cert)) {
         peer__conn_end(c, ERR_TLS, LOG_WARN,
                        "tls session is not 1.3 with a verified certificate");
         return;
     }
-    if (peer__ident_from_cert(cert, &c->ident) != 0) {
+    if (cert && peer__ident_from_cert(cert, &c->ident) != 0) {
         peer_conn_refuse(c, ERR_TLS, SHOAL_PERMISSION_DENIED, LOG_WARN,
                          "certificate lacks a node id, role or cluster id");
         return;
@@ -808,8 +872,10 @@ peer_conn_work_cb(struct loop *l, void *arg)
 
 int
 peer__conn_new(struct peer_net *n, int fd, const char *addr,
-               struct peer_dialer *d, bool connecting, struct peer_conn **out)
+               struct peer_dialer *d, bool connecting, bool anon_ok,
+               struct peer_conn **out)
 {
+    struct peer_tls_ctx *tls = d && d->tls ? d->tls : n->tls;
     struct peer_conn *c = calloc(1, sizeof *c);
     int rc;
 
@@ -820,6 +886,8 @@ peer__conn_new(struct peer_net *n, int fd, const char *addr,
     c->net = n;
     c->outbound = d != NULL;
     c->dialer = d;
+    c->anon_ok = anon_ok && !d;
+    c->self = tls->ident;
     c->udata = d ? d->udata : NULL;
     c->state = connecting ? PEER_CONNECTING : PEER_HANDSHAKE;
     c->hs_events = LOOP_READ | LOOP_WRITE;
@@ -833,9 +901,16 @@ peer__conn_new(struct peer_net *n, int fd, const char *addr,
     c->timer = (struct loop_timer){.cb = peer_conn_timer_cb, .arg = c};
     c->work = (struct loop_defer){.cb = peer_conn_work_cb, .arg = c};
 
-    rc = peer__ssl_new(n->tls, fd, !c->outbound, &c->ssl);
+    rc = peer__ssl_new(tls, fd, !c->outbound, &c->ssl);
     if (rc != 0) {
         goto fail_free;
+    }
+    if (c->anon_ok) {
+        /* Ask for a certificate without requiring one. One that is
+         * presented is still verified, and a failure still ends the
+         * handshake: without a verify callback OpenSSL does not let a
+         * bad certificate through as if none had been sent. */
+        SSL_set_verify(c->ssl, SSL_VERIFY_PEER, NULL);
     }
     rc = loop_io_start(n->loop, &c->io);
     if (rc != 0) {
@@ -869,6 +944,12 @@ const struct peer_ident *
 peer_conn_ident(const struct peer_conn *c)
 {
     return &c->ident;
+}
+
+bool
+peer_conn_anonymous(const struct peer_conn *c)
+{
+    return c->anonymous;
 }
 
 const char *

@@ -28,7 +28,7 @@
 
 struct peer_tls_ctx {
     SSL_CTX *ctx;
-    struct peer_ident ident; /* from our own certificate */
+    struct peer_ident ident; /* from our own certificate; empty without */
     int64_t not_after;       /* seconds since the epoch */
 };
 
@@ -53,6 +53,8 @@ struct peer_conn {
     SSL *ssl;
     enum peer_conn_state state;
     bool outbound;
+    bool anon_ok;               /* accepted: a client may show no cert */
+    bool anonymous;             /* the client showed none: ident empty */
     bool dead;                  /* closed; freed by the reap */
     bool closing;               /* flushing a refusal; input discarded */
     bool shutdown_sent;         /* close_notify written */
@@ -71,7 +73,8 @@ struct peer_conn {
     int end_rc; /* for on_down */
     char why[PEER_WHY_MAX];
     char addr[PEER_ADDR_MAX];
-    struct peer_ident ident;
+    struct peer_ident ident; /* the peer's */
+    struct peer_ident self;  /* of the certificate we presented */
     TAILQ_ENTRY(peer_conn) link;
 };
 
@@ -81,6 +84,7 @@ struct peer_listener {
     struct loop_timer pause; /* accept paused after EMFILE and alike */
     uint16_t port;
     bool closed;
+    bool anon_ok; /* PEER_LISTEN_ANON */
     char addr[PEER_ADDR_MAX];
     TAILQ_ENTRY(peer_listener) link;
 };
@@ -94,6 +98,16 @@ struct peer_dialer {
     struct peer_conn *conn; /* the current try or connection */
     struct loop_timer retry;
     bool stopped;
+    bool once;   /* one connection, no retry; retires when it ends */
+    bool fetch;  /* once, unverified, ends at the chain: CA fetch */
+    bool report; /* a once dial failed (or a fetch ended): cb due */
+    struct peer_tls_ctx *tls; /* owned; NULL: the net's context */
+    int end_rc;               /* for the report */
+    char end_why[PEER_WHY_MAX];
+    peer_ca_fetch_cb *fetch_cb;
+    void *fetch_arg;
+    uint8_t *ca_der; /* OPENSSL_malloc'd root the server sent */
+    size_t ca_len;
     struct peer_dialer_state st;
     uint32_t suppressed;         /* failures not logged: same reason */
     char last_why[PEER_WHY_MAX]; /* of the last failure logged */
@@ -109,6 +123,24 @@ struct peer_dialer {
  * ERR_NOMEM.
  */
 int peer__ssl_new(struct peer_tls_ctx *t, int fd, bool server, SSL **out);
+
+/*
+ * Make a client context that presents no certificate: with ca_der (one
+ * DER certificate, borrowed) it verifies the server against that CA
+ * alone; with ca_der NULL it verifies nothing (the CA fetch). The ident
+ * of *out is empty. Returns 0 and *out (transferred); CA material that
+ * does not parse is ERR_TLS (logged at warn); ERR_NOMEM.
+ */
+int peer__tls_ctx_client(const uint8_t *ca_der, size_t ca_len,
+                         struct peer_tls_ctx **out);
+
+/*
+ * The last certificate of the chain the server sent on ssl (client
+ * side), when it is self-signed, as DER into *der (OPENSSL_malloc'd,
+ * transferred) and *len. Untrusted. Returns 0, ERR_NOTFOUND when the
+ * chain ends with no self-signed certificate, ERR_NOMEM.
+ */
+int peer__chain_root_der(SSL *ssl, uint8_t **der, size_t *len);
 
 /*
  * Read the identity of cert into *id. Returns 0, or -EINVAL when CN, OU
@@ -129,12 +161,14 @@ int peer__tls_reason(SSL *ssl, int ssl_err, char *buf, size_t len);
 
 /*
  * Make a connection of n on fd (transferred: closed with the connection)
- * with peer address addr, dialed by d (NULL: accepted). When connecting,
- * the TCP connect is still in progress. Starts the handshake deadline.
- * Returns 0 and *out (kept by n), or ERR_NOMEM / -errno (fd closed).
+ * with peer address addr, dialed by d (NULL: accepted, and anon_ok says
+ * whether the client may present no certificate). It uses d's own TLS
+ * context when d has one, else n's. When connecting, the TCP connect is
+ * still in progress. Starts the handshake deadline. Returns 0 and *out
+ * (kept by n), or ERR_NOMEM / -errno (fd closed).
  */
 int peer__conn_new(struct peer_net *n, int fd, const char *addr,
-                   struct peer_dialer *d, bool connecting,
+                   struct peer_dialer *d, bool connecting, bool anon_ok,
                    struct peer_conn **out);
 
 /*
@@ -154,10 +188,13 @@ void peer__conn_free(struct peer_conn *c);
 void peer__net_reap_soon(struct peer_net *n);
 
 /*
- * The dialer's connection ended (was_up: it had come up); schedule the
- * next try after the back-off unless d is stopped.
+ * The dialer's connection ended (was_up: it had come up) with rc and why
+ * (borrowed). A dialer that keeps a link schedules the next try after
+ * the back-off unless stopped; a one-shot dialer retires, its failure
+ * reported by the reap.
  */
-void peer__dialer_conn_ended(struct peer_dialer *d, bool was_up);
+void peer__dialer_conn_ended(struct peer_dialer *d, bool was_up, int rc,
+                             const char *why);
 
 /* The dialer's connection came up: reset its failures. */
 void peer__dialer_conn_up(struct peer_dialer *d);

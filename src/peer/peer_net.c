@@ -9,7 +9,10 @@
  * either a connection or a retry timer. The reap calls on_down for the
  * connections that were up, then frees connections, listeners and
  * dialers, in that order, so that on_down may still ask a connection for
- * its dialer.
+ * its dialer. A one-shot dialer (peer_dial_anon, the CA fetch) has one
+ * connection and no retry timer: when that ends, the dialer retires to
+ * the dead list, and the reap reports a failure or a fetched CA just
+ * before it frees the dialer.
  */
 #include "peer/peer_int.h"
 
@@ -122,6 +125,24 @@ peer_sock_opts(int fd)
 
 /* ---- The reap ---------------------------------------------------------- */
 
+/* Tell the owner how a one-shot dialer ended, if it is still owed. */
+static void
+peer_dialer_report(struct peer_dialer *d)
+{
+    struct peer_net *n = d->net;
+
+    if (!d->report) {
+        return;
+    }
+    d->report = false;
+    if (d->fetch) {
+        d->fetch_cb(d->end_rc, d->end_rc == 0 ? d->ca_der : NULL,
+                    d->end_rc == 0 ? d->ca_len : 0, d->end_why, d->fetch_arg);
+    } else if (n->ops.on_dial_fail) {
+        n->ops.on_dial_fail(d, d->end_rc, d->end_why, n->arg);
+    }
+}
+
 static void
 peer_net_reap_cb(struct loop *l, void *arg)
 {
@@ -144,6 +165,9 @@ peer_net_reap_cb(struct loop *l, void *arg)
     }
     while ((d = TAILQ_FIRST(&n->dead_dialers))) {
         TAILQ_REMOVE(&n->dead_dialers, d, link);
+        peer_dialer_report(d);
+        peer_tls_ctx_free(d->tls);
+        OPENSSL_free(d->ca_der);
         free(d);
     }
 }
@@ -163,7 +187,7 @@ peer_net_init(struct peer_net *n, struct loop *l, struct peer_tls_ctx *tls,
 {
     struct peer_config c = cfg ? *cfg : (struct peer_config){0};
 
-    if (!tls || !ops || !ops->authorize || !ops->on_frame) {
+    if (!ops || !ops->authorize || !ops->on_frame) {
         return -EINVAL;
     }
     if (c.out_max_bytes == 0) {
@@ -213,8 +237,12 @@ peer_net_fini(struct peer_net *n)
     while ((c = TAILQ_FIRST(&n->conns))) {
         peer__conn_end(c, 0, LOG_DEBUG_LEVEL, "shutting down");
     }
-    /* Nobody listens any more: no on_down. */
+    /* Nobody listens any more: no on_down, and no report a one-shot
+     * dialer that ended earlier in this turn still owed. */
     n->ops.on_down = NULL;
+    for (d = TAILQ_FIRST(&n->dead_dialers); d; d = TAILQ_NEXT(d, link)) {
+        d->report = false;
+    }
     loop_defer_cancel(n->loop, &n->reap);
     peer_net_reap_cb(n->loop, n);
     peer_tls_ctx_free(n->tls);
@@ -279,7 +307,7 @@ peer_listener_accept(struct peer_listener *pl, int fd,
         return;
     }
     peer_sock_opts(fd);
-    rc = peer__conn_new(n, fd, addr, NULL, false, &c);
+    rc = peer__conn_new(n, fd, addr, NULL, false, pl->anon_ok, &c);
     if (rc != 0) {
         n->stats.refused++;
         log_warn("peer", "refused peer: dir=in addr=%s reason=\"%s\"", addr,
@@ -321,6 +349,13 @@ peer_listener_io_cb(struct loop *l, unsigned events, void *arg)
 int
 peer_listen(struct peer_net *n, const char *addr, struct peer_listener **out)
 {
+    return peer_listen_flags(n, addr, 0, out);
+}
+
+int
+peer_listen_flags(struct peer_net *n, const char *addr, unsigned flags,
+                  struct peer_listener **out)
+{
     struct sockaddr_storage sa;
     socklen_t sa_len = sizeof sa;
     struct peer_listener *pl;
@@ -328,6 +363,13 @@ peer_listen(struct peer_net *n, const char *addr, struct peer_listener **out)
     int fd;
     int rc;
 
+    if (flags & ~PEER_LISTEN_ANON) {
+        return -EINVAL;
+    }
+    /* Accepted connections present n's certificate. */
+    if (!n->tls) {
+        return ERR_BADSTATE;
+    }
     rc = peer_addr_parse(addr, true, &sa, &sa_len);
     if (rc != 0) {
         return rc;
@@ -355,6 +397,7 @@ peer_listen(struct peer_net *n, const char *addr, struct peer_listener **out)
         goto fail_close;
     }
     pl->net = n;
+    pl->anon_ok = (flags & PEER_LISTEN_ANON) != 0;
     pl->port = peer_sa_port(&sa);
     peer_sa_format(&sa, pl->addr);
     pl->io = (struct loop_io){
@@ -365,7 +408,8 @@ peer_listen(struct peer_net *n, const char *addr, struct peer_listener **out)
         goto fail_close;
     }
     TAILQ_INSERT_TAIL(&n->listeners, pl, link);
-    log_notice("peer", "listening: addr=%s", pl->addr);
+    log_notice("peer", "listening: addr=%s anonymous=%s", pl->addr,
+               pl->anon_ok ? "allowed" : "refused");
     *out = pl;
     return 0;
 
@@ -448,6 +492,22 @@ peer_dialer_schedule(struct peer_dialer *d)
     loop_timer_start(d->net->loop, &d->retry, d->st.delay_ms);
 }
 
+/* A one-shot dialer is done: free it at the end of the turn, with the
+ * report due when its connection never came up. */
+static void
+peer_dialer_retire(struct peer_dialer *d, bool report, int rc, const char *why)
+{
+    struct peer_net *n = d->net;
+
+    d->stopped = true;
+    d->report = report;
+    d->end_rc = rc;
+    snprintf(d->end_why, sizeof d->end_why, "%s", why);
+    TAILQ_REMOVE(&n->dialers, d, link);
+    TAILQ_INSERT_TAIL(&n->dead_dialers, d, link);
+    peer__net_reap_soon(n);
+}
+
 static void
 peer_dialer_try(struct peer_dialer *d)
 {
@@ -471,7 +531,7 @@ peer_dialer_try(struct peer_dialer *d)
         goto fail;
     }
     /* The connection reports its end to peer__dialer_conn_ended. */
-    rc = peer__conn_new(n, fd, d->addr, d, true, &d->conn);
+    rc = peer__conn_new(n, fd, d->addr, d, true, false, &d->conn);
     if (rc != 0) {
         d->conn = NULL;
         goto fail;
@@ -481,7 +541,11 @@ peer_dialer_try(struct peer_dialer *d)
 fail:
     snprintf(why, sizeof why, "connect: %s", err_str(rc));
     peer__dialer_log(d, LOG_INFO, why);
-    peer_dialer_schedule(d);
+    if (d->once) {
+        peer_dialer_retire(d, true, rc, why);
+    } else {
+        peer_dialer_schedule(d);
+    }
 }
 
 static void
@@ -494,11 +558,18 @@ peer_dialer_retry_cb(struct loop *l, void *arg)
 }
 
 void
-peer__dialer_conn_ended(struct peer_dialer *d, bool was_up)
+peer__dialer_conn_ended(struct peer_dialer *d, bool was_up, int rc,
+                        const char *why)
 {
     d->conn = NULL;
     d->st.up = false;
     if (d->stopped) {
+        return;
+    }
+    if (d->once) {
+        /* One that was up was reported by on_down already; a fetch
+         * always reports, its success included. */
+        peer_dialer_retire(d, !was_up, rc, why);
         return;
     }
     if (was_up) {
@@ -523,14 +594,14 @@ peer__dialer_conn_up(struct peer_dialer *d)
     d->last_why[0] = '\0';
 }
 
-int
-peer_dial(struct peer_net *n, const char *addr, void *udata,
-          struct peer_dialer **out)
+/* A dialer of n for addr, not yet dialing. */
+static int
+peer_dialer_new(struct peer_net *n, const char *addr, void *udata,
+                struct peer_dialer **out)
 {
-    struct peer_dialer *d;
+    struct peer_dialer *d = calloc(1, sizeof *d);
     int rc;
 
-    d = calloc(1, sizeof *d);
     if (!d) {
         return ERR_NOMEM;
     }
@@ -544,9 +615,87 @@ peer_dial(struct peer_net *n, const char *addr, void *udata,
     d->udata = udata;
     peer_sa_format(&d->sa, d->addr);
     d->retry = (struct loop_timer){.cb = peer_dialer_retry_cb, .arg = d};
-    TAILQ_INSERT_TAIL(&n->dialers, d, link);
-    peer_dialer_try(d);
     *out = d;
+    return 0;
+}
+
+/* Put d in n's set and make its first try. */
+static void
+peer_dialer_start(struct peer_dialer *d, struct peer_dialer **out)
+{
+    TAILQ_INSERT_TAIL(&d->net->dialers, d, link);
+    *out = d;
+    peer_dialer_try(d);
+}
+
+int
+peer_dial(struct peer_net *n, const char *addr, void *udata,
+          struct peer_dialer **out)
+{
+    struct peer_dialer *d;
+    int rc;
+
+    /* The dialed node checks our certificate: without one it refuses. */
+    if (!n->tls) {
+        return ERR_BADSTATE;
+    }
+    rc = peer_dialer_new(n, addr, udata, &d);
+    if (rc != 0) {
+        return rc;
+    }
+    peer_dialer_start(d, out);
+    return 0;
+}
+
+int
+peer_dial_anon(struct peer_net *n, const char *addr, const uint8_t *ca_der,
+               size_t ca_len, void *udata, struct peer_dialer **out)
+{
+    struct peer_dialer *d;
+    int rc;
+
+    if (!ca_der) {
+        return ERR_TLS; /* never a dial that verifies nothing */
+    }
+    rc = peer_dialer_new(n, addr, udata, &d);
+    if (rc != 0) {
+        return rc;
+    }
+    rc = peer__tls_ctx_client(ca_der, ca_len, &d->tls);
+    if (rc != 0) {
+        free(d);
+        return rc;
+    }
+    d->once = true;
+    peer_dialer_start(d, out);
+    return 0;
+}
+
+int
+peer_fetch_ca_unverified(struct peer_net *n, const char *addr,
+                         peer_ca_fetch_cb *cb, void *arg,
+                         struct peer_dialer **out)
+{
+    struct peer_dialer *d;
+    int rc;
+
+    if (!cb) {
+        return -EINVAL;
+    }
+    rc = peer_dialer_new(n, addr, NULL, &d);
+    if (rc != 0) {
+        return rc;
+    }
+    rc = peer__tls_ctx_client(NULL, 0, &d->tls);
+    if (rc != 0) {
+        free(d);
+        return rc;
+    }
+    d->once = true;
+    d->fetch = true;
+    d->fetch_cb = cb;
+    d->fetch_arg = arg;
+    peer_dialer_start(d, out);
     return 0;
 }
 
@@ -555,6 +704,8 @@ peer_dialer_stop(struct peer_dialer *d)
 {
     struct peer_net *n = d->net;
 
+    /* The owner decided: what a one-shot dialer still owed is void. */
+    d->report = false;
     if (d->stopped) {
         return;
     }
@@ -566,6 +717,12 @@ peer_dialer_stop(struct peer_dialer *d)
     TAILQ_REMOVE(&n->dialers, d, link);
     TAILQ_INSERT_TAIL(&n->dead_dialers, d, link);
     peer__net_reap_soon(n);
+}
+
+void *
+peer_dialer_udata(const struct peer_dialer *d)
+{
+    return d->udata;
 }
 
 void

@@ -7,7 +7,10 @@
  * A context is TLS 1.3 only with mutual authentication against the
  * cluster CA alone (ECOSYSTEM.md (d) 1-2). Key material lives only in
  * OpenSSL's key object: the PEM is read from the caller's buffer in
- * place and nothing derived from it is logged.
+ * place and nothing derived from it is logged. The join (issue #4) adds
+ * client contexts without a certificate: one that verifies the server
+ * against a pinned CA, and one that verifies nothing and exists only to
+ * read the root a server sends.
  */
 #include "peer/peer_int.h"
 
@@ -22,6 +25,9 @@
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
+#define PEER_CA_DER_MAX 65536 /* bytes of a pinned CA certificate */
 
 /* ---- A socket BIO ------------------------------------------------------ */
 
@@ -281,6 +287,22 @@ peer_tls_load_ca(SSL_CTX *ctx, const char *ca_pem)
     return 0;
 }
 
+/*
+ * Fix the chain sent to peers now, root included: a joining node reads
+ * the root from it (peer_fetch_ca_unverified), and OpenSSL's implicit
+ * chain would leave the root out as soon as cert_pem carries an
+ * intermediate. A certificate that does not chain to the trusted CAs (a
+ * misconfiguration the peer will refuse) keeps the chain it came with.
+ */
+static void
+peer_tls_build_chain(SSL_CTX *ctx)
+{
+    /* Without SSL_BUILD_CHAIN_FLAG_NO_ROOT the root stays in. */
+    SSL_CTX_build_cert_chain(ctx, SSL_BUILD_CHAIN_FLAG_IGNORE_ERROR |
+                                      SSL_BUILD_CHAIN_FLAG_CLEAR_ERROR);
+    ERR_clear_error();
+}
+
 /* The first certificate is ours; any others are its chain. */
 static int
 peer_tls_load_cert(struct peer_tls_ctx *t, const char *cert_pem)
@@ -313,6 +335,9 @@ peer_tls_load_cert(struct peer_tls_ctx *t, const char *cert_pem)
     BIO_free(bio);
     if (rc == 0 && !peer_pem_ended()) {
         rc = peer_tls_load_fail("cert chain");
+    }
+    if (rc == 0) {
+        peer_tls_build_chain(t->ctx);
     }
     return rc;
 }
@@ -414,6 +439,94 @@ fail_free:
     free(t);
     ASSERT(rc != 0);
     return rc;
+}
+
+/* Trust the one DER certificate ca_der, and nothing else. */
+static int
+peer_tls_load_ca_der(SSL_CTX *ctx, const uint8_t *ca_der, size_t ca_len)
+{
+    const unsigned char *p = ca_der;
+    X509 *x;
+    int ok;
+
+    if (ca_len == 0 || ca_len > PEER_CA_DER_MAX) {
+        return peer_tls_load_fail("ca");
+    }
+    x = d2i_X509(NULL, &p, (long)ca_len);
+    if (!x || p != ca_der + ca_len) {
+        X509_free(x);
+        return peer_tls_load_fail("ca");
+    }
+    ok = X509_STORE_add_cert(SSL_CTX_get_cert_store(ctx), x);
+    X509_free(x);
+    return ok ? 0 : peer_tls_load_fail("ca");
+}
+
+int
+peer__tls_ctx_client(const uint8_t *ca_der, size_t ca_len,
+                     struct peer_tls_ctx **out)
+{
+    struct peer_tls_ctx *t = calloc(1, sizeof *t);
+    int rc;
+
+    if (!t) {
+        return ERR_NOMEM;
+    }
+    t->ctx = SSL_CTX_new(TLS_client_method());
+    if (!t->ctx) {
+        ERR_clear_error();
+        rc = ERR_NOMEM;
+        goto fail_free;
+    }
+    rc = peer_tls_settings(t->ctx);
+    if (rc == 0 && ca_der) {
+        rc = peer_tls_load_ca_der(t->ctx, ca_der, ca_len);
+    } else if (rc == 0) {
+        /* The CA fetch: what the server sends is judged by the caller
+         * against its join token, not by a store we do not have. */
+        SSL_CTX_set_verify(t->ctx, SSL_VERIFY_NONE, NULL);
+    }
+    if (rc != 0) {
+        goto fail_free_ctx;
+    }
+    *out = t;
+    return 0;
+
+fail_free_ctx:
+    SSL_CTX_free(t->ctx);
+fail_free:
+    free(t);
+    ASSERT(rc != 0);
+    return rc;
+}
+
+int
+peer__chain_root_der(SSL *ssl, uint8_t **der, size_t *len)
+{
+    STACK_OF(X509) *chain = SSL_get_peer_cert_chain(ssl);
+    int n = chain ? sk_X509_num(chain) : 0;
+    unsigned char *buf = NULL;
+    X509 *root;
+    int dlen;
+
+    if (n == 0) {
+        return ERR_NOTFOUND;
+    }
+    /* Self-signed by its names only: nothing here is trusted, the
+     * caller's pin is what decides. */
+    root = sk_X509_value(chain, n - 1);
+    if (!(X509_get_extension_flags(root) & EXFLAG_SS)) {
+        ERR_clear_error();
+        return ERR_NOTFOUND;
+    }
+    dlen = i2d_X509(root, &buf);
+    if (dlen <= 0) {
+        ERR_clear_error();
+        return ERR_NOMEM;
+    }
+    *der = buf;
+    *len = (size_t)dlen;
+    return 0;
 }
 
 void

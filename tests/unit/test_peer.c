@@ -11,7 +11,8 @@
  * fixture with the OpenSSL API. Hostile clients (plain TCP, TLS 1.2,
  * garbage after a handshake, a broken frame header) are a small
  * non-blocking client driven by the same loop. Log lines go to a file
- * that tests count: each refusal must be logged exactly once.
+ * that tests count: each refusal must be logged exactly once. The join
+ * tests give side B a peer_net with no certificate at all.
  */
 #include "peer/peer.h"
 
@@ -33,6 +34,7 @@
 #include <openssl/x509v3.h>
 
 #include "base/base.h"
+#include "ca/ca.h"
 
 #define NODE_A "node-a"
 #define NODE_B "node-b"
@@ -319,6 +321,11 @@ struct side {
     int auth_send_rc;       /* peer_send tried inside authorize */
     struct peer_ident seen; /* given to authorize last */
     bool seen_dialer;
+    bool seen_anon;  /* peer_conn_anonymous in authorize, last */
+    bool up_anon;    /* peer_conn_anonymous of the connection up last */
+    int n_dial_fail; /* on_dial_fail calls */
+    int dial_fail_rc;
+    char dial_fail_why[160];
     struct peer_conn *conn;  /* up last */
     struct peer_conn *first; /* up first, while up */
     int down_rc;
@@ -371,6 +378,7 @@ tk_authorize(struct peer_conn *c, const char *node_id, const char *role,
     snprintf(s->seen.role, sizeof s->seen.role, "%s", role);
     snprintf(s->seen.cluster_id, sizeof s->seen.cluster_id, "%s", cluster_id);
     s->seen_dialer = peer_conn_dialer(c) != NULL;
+    s->seen_anon = peer_conn_anonymous(c);
     s->auth_send_rc = peer_send_raw(c, TK_RAW, 0, 99, "x", 1);
     if (s->refuse) {
         *why = s->refuse;
@@ -386,6 +394,7 @@ tk_up(struct peer_conn *c, void *arg)
 
     s->n_up++;
     s->conn = c;
+    s->up_anon = peer_conn_anonymous(c);
     if (!s->first) {
         s->first = c;
     }
@@ -455,12 +464,24 @@ tk_drain(struct peer_conn *c, void *arg)
     s->n_drain++;
 }
 
+static void
+tk_dial_fail(struct peer_dialer *d, int rc, const char *why, void *arg)
+{
+    struct side *s = arg;
+
+    cr_expect_eq(peer_dialer_udata(d), s);
+    s->n_dial_fail++;
+    s->dial_fail_rc = rc;
+    snprintf(s->dial_fail_why, sizeof s->dial_fail_why, "%s", why);
+}
+
 static const struct peer_ops tk_ops = {
     .authorize = tk_authorize,
     .on_frame = tk_frame,
     .on_up = tk_up,
     .on_down = tk_down,
     .on_drain = tk_drain,
+    .on_dial_fail = tk_dial_fail,
 };
 
 static void
@@ -1474,4 +1495,379 @@ Test(peer_dial, rejects_malformed_addresses)
     cr_expect_eq(peer_listen(&B.net, "localhost:0", &pl), -EINVAL);
     cr_expect_eq(peer_dial(&B.net, "[::1]:7000", NULL, &d), 0);
     peer_dialer_stop(d);
+}
+
+/* ---- peer_join ---------------------------------------------------------- */
+
+TestSuite(peer_join, .init = tk_setup, .fini = tk_teardown, .timeout = 30);
+
+/* What the last CA fetch reported. */
+static struct {
+    int n;
+    int rc;
+    uint8_t der[4096];
+    size_t len;
+    char why[160];
+} tk_fetch;
+
+static void
+tk_fetch_cb(int rc, const uint8_t *ca_der, size_t len, const char *why,
+            void *arg)
+{
+    cr_expect_eq(arg, &tk_fetch);
+    tk_fetch.n++;
+    tk_fetch.rc = rc;
+    tk_fetch.len = 0;
+    if (rc == 0) {
+        cr_assert_not_null(ca_der);
+        cr_assert_leq(len, sizeof tk_fetch.der);
+        memcpy(tk_fetch.der, ca_der, len);
+        tk_fetch.len = len;
+    } else {
+        cr_expect_null(ca_der);
+    }
+    snprintf(tk_fetch.why, sizeof tk_fetch.why, "%s", why);
+}
+
+/* A side with no certificate yet, as a joining node. */
+static void
+tk_side_bare(struct side *s)
+{
+    cr_assert_eq(peer_net_init(&s->net, &lp, NULL, NULL, &tk_ops, s), 0);
+    s->inited = true;
+    s->send_id = 1;
+    s->next_id = 1;
+}
+
+static uint16_t
+tk_listen_anon(struct side *s)
+{
+    struct peer_listener *pl;
+
+    cr_assert_eq(
+        peer_listen_flags(&s->net, "127.0.0.1:0", PEER_LISTEN_ANON, &pl), 0);
+    return peer_listener_port(pl);
+}
+
+/* The DER of the first certificate of pem, in *der (free it). */
+static size_t
+tk_der(const char *pem, uint8_t **der)
+{
+    BIO *bio = BIO_new_mem_buf(pem, -1);
+    X509 *x = PEM_read_bio_X509(bio, NULL, NULL, NULL);
+    int len;
+
+    cr_assert_not_null(x);
+    *der = NULL;
+    len = i2d_X509(x, der);
+    cr_assert_gt(len, 0);
+    X509_free(x);
+    BIO_free(bio);
+    return (size_t)len;
+}
+
+/* B dials A with no certificate, trusting the CA of ca_pem. */
+static void
+tk_dial_anon(uint16_t port, const char *ca_pem)
+{
+    struct peer_dialer *d;
+    uint8_t *der;
+    size_t len = tk_der(ca_pem, &der);
+    char addr[32];
+
+    snprintf(addr, sizeof addr, "127.0.0.1:%u", port);
+    cr_assert_eq(peer_dial_anon(&B.net, addr, der, len, &B, &d), 0);
+    OPENSSL_free(der);
+}
+
+static void
+tk_fetch_ca(uint16_t port)
+{
+    struct peer_dialer *d;
+    char addr[32];
+
+    snprintf(addr, sizeof addr, "127.0.0.1:%u", port);
+    cr_assert_eq(
+        peer_fetch_ca_unverified(&B.net, addr, tk_fetch_cb, &tk_fetch, &d), 0);
+}
+
+static bool
+tk_b_dial_failed(void)
+{
+    return B.n_dial_fail > 0;
+}
+
+static bool
+tk_fetched(void)
+{
+    return tk_fetch.n > 0;
+}
+
+static bool
+tk_frames_both_ways(void)
+{
+    return A.n_frames >= 1 && B.n_frames >= 1;
+}
+
+/* A client without a certificate comes up on an anonymous-ok listener,
+ * which sees it as anonymous with empty identity strings, while the
+ * client verified the listener's identity. */
+Test(peer_join, anonymous_client_reaches_anon_listener)
+{
+    tk_side(&A, pems.ca, pems.a_cert, pems.a_key, NULL);
+    tk_side_bare(&B);
+
+    tk_dial_anon(tk_listen_anon(&A), pems.ca);
+    cr_assert(tk_run_until(tk_both_up, TK_WAIT_MS));
+
+    cr_expect_eq(A.n_auth, 1);
+    cr_expect(A.seen_anon);
+    cr_expect(A.up_anon);
+    cr_expect(peer_conn_anonymous(A.conn));
+    cr_expect_str_eq(A.seen.node_id, "");
+    cr_expect_str_eq(A.seen.role, "");
+    cr_expect_str_eq(A.seen.cluster_id, "");
+    cr_expect_str_eq(peer_conn_ident(A.conn)->node_id, "");
+    cr_expect(!B.seen_anon);
+    cr_expect(!peer_conn_anonymous(B.conn));
+    cr_expect_str_eq(B.seen.node_id, NODE_A);
+    cr_expect_eq(peer_conn_udata(B.conn), &B);
+    cr_expect_eq(tk_log_count("peer up", "node=(anonymous)"), 1);
+    cr_expect_eq(B.n_dial_fail, 0);
+}
+
+/* The same client is refused by a listener without the option, which
+ * never calls authorize, and the one-shot dial reports its failure once
+ * without trying again. */
+Test(peer_join, anonymous_client_refused_by_listener_without_option)
+{
+    tk_side(&A, pems.ca, pems.a_cert, pems.a_key, NULL);
+    tk_side_bare(&B);
+
+    tk_dial_anon(tk_listen(&A), pems.ca);
+    cr_assert(tk_run_until(tk_b_dial_failed, TK_WAIT_MS));
+    tk_run_until(tk_never, 3 * PEER_BACKOFF_FIRST_MS);
+
+    cr_expect_eq(A.n_auth, 0);
+    cr_expect_eq(A.n_up + B.n_up, 0);
+    cr_expect_eq(tk_stats(&A).refused, 1);
+    cr_expect_eq(
+        tk_log_count("refused peer", "peer did not return a certificate"), 1);
+    cr_expect_eq(B.n_dial_fail, 1);
+    cr_expect_lt(B.dial_fail_rc, 0);
+    cr_expect_eq(tk_stats(&B).dialed, 1, "a one-shot dial is not retried");
+}
+
+/* A certificate of another CA is refused during the handshake even by an
+ * anonymous-ok listener: a bad certificate is never taken as none. */
+Test(peer_join, foreign_certificate_is_refused_by_anon_listener)
+{
+    uint64_t refused;
+
+    tk_side(&A, pems.ca, pems.a_cert, pems.a_key, NULL);
+    tk_side(&B, pems.ca, pems.foreign_cert, pems.foreign_key, NULL);
+    tk_d = tk_dial(&B, tk_listen_anon(&A));
+
+    cr_assert(tk_run_until(tk_a_refused, TK_WAIT_MS));
+    peer_dialer_stop(tk_d);
+
+    refused = tk_stats(&A).refused;
+    cr_expect_eq(
+        tk_log_count("refused peer", "unable to get local issuer certificate"),
+        (int)refused);
+    cr_expect_eq(A.n_auth, 0);
+    cr_expect_eq(A.n_up + B.n_up, 0);
+}
+
+/* An expired certificate of the cluster's CA is refused by an
+ * anonymous-ok listener too. */
+Test(peer_join, expired_certificate_is_refused_by_anon_listener)
+{
+    tk_side(&A, pems.ca, pems.a_cert, pems.a_key, NULL);
+    tk_side(&B, pems.ca, pems.expired_cert, pems.expired_key, NULL);
+    tk_d = tk_dial(&B, tk_listen_anon(&A));
+
+    cr_assert(tk_run_until(tk_a_refused, TK_WAIT_MS));
+    peer_dialer_stop(tk_d);
+
+    cr_expect_geq(tk_log_count("refused peer", "certificate has expired"), 1);
+    cr_expect_eq(A.n_auth, 0);
+    cr_expect_eq(A.n_up + B.n_up, 0);
+}
+
+/* A member with a valid certificate keeps its identity on an
+ * anonymous-ok listener. */
+Test(peer_join, certified_peer_keeps_identity_on_anon_listener)
+{
+    tk_side(&A, pems.ca, pems.a_cert, pems.a_key, NULL);
+    tk_side(&B, pems.ca, pems.b_cert, pems.b_key, NULL);
+    tk_d = tk_dial(&B, tk_listen_anon(&A));
+
+    cr_assert(tk_run_until(tk_both_up, TK_WAIT_MS));
+
+    cr_expect(!A.seen_anon);
+    cr_expect(!peer_conn_anonymous(A.conn));
+    cr_expect_str_eq(A.seen.node_id, NODE_B);
+    cr_expect_str_eq(A.seen.cluster_id, CLUSTER);
+}
+
+/* A dial without a certificate that trusts another CA refuses the
+ * listener, reports it through on_dial_fail, and never comes up. */
+Test(peer_join, anon_dial_refuses_server_of_wrong_ca)
+{
+    tk_side(&A, pems.ca, pems.a_cert, pems.a_key, NULL);
+    tk_side_bare(&B);
+
+    tk_dial_anon(tk_listen_anon(&A), pems.foreign_ca);
+    cr_assert(tk_run_until(tk_b_dial_failed, TK_WAIT_MS));
+
+    cr_expect_eq(B.dial_fail_rc, ERR_TLS);
+    cr_expect(strstr(B.dial_fail_why, "certificate verify failed"), "why: %s",
+              B.dial_fail_why);
+    cr_expect_eq(B.n_auth, 0);
+    cr_expect_eq(A.n_up + B.n_up, 0);
+    cr_expect_eq(
+        tk_log_count("cannot connect to peer", "certificate verify failed"), 1);
+}
+
+/* The unverified fetch returns the root the listener sends, which pins
+ * with the cluster's join token and not with another cluster's; nothing
+ * comes up on the way. */
+Test(peer_join, fetch_returns_root_that_pins_with_token)
+{
+    char text[CA_TOKEN_LEN + 1];
+    struct ca_token tok;
+    struct ca_msg msg;
+    uint8_t *ca;
+    uint8_t *fca;
+    size_t ca_len = tk_der(pems.ca, &ca);
+    size_t fca_len = tk_der(pems.foreign_ca, &fca);
+
+    tk_side(&A, pems.ca, pems.a_cert, pems.a_key, NULL);
+    tk_side_bare(&B);
+
+    tk_fetch_ca(tk_listen_anon(&A));
+    cr_assert(tk_run_until(tk_fetched, TK_WAIT_MS));
+    tk_run_until(tk_never, 50);
+
+    cr_assert_eq(tk_fetch.rc, 0, "why: %s", tk_fetch.why);
+    cr_expect_eq(tk_fetch.n, 1);
+    cr_expect_eq(tk_fetch.len, ca_len);
+    cr_assert_eq(ca_token_new(ca, ca_len, text, NULL), 0);
+    cr_assert_eq(ca_token_parse(text, &tok, NULL), 0);
+    cr_expect_eq(ca_token_pin(&tok, tk_fetch.der, tk_fetch.len, &msg), 0);
+    cr_assert_eq(ca_token_new(fca, fca_len, text, NULL), 0);
+    cr_assert_eq(ca_token_parse(text, &tok, NULL), 0);
+    cr_expect_eq(ca_token_pin(&tok, tk_fetch.der, tk_fetch.len, &msg),
+                 CA_ERR_CA_MISMATCH);
+    cr_expect_eq(A.n_up + B.n_up, 0);
+    cr_expect_eq(B.n_auth, 0, "an unverified server is never authorized");
+    cr_expect_eq(tk_log_count(" warn ", NULL), 0);
+    ca_token_clear(&tok);
+    OPENSSL_free(ca);
+    OPENSSL_free(fca);
+}
+
+/* The fetch also reads the root from a listener without the option,
+ * whose server certificate comes before its refusal of the client. */
+Test(peer_join, fetch_works_against_listener_without_option)
+{
+    uint8_t *ca;
+    size_t ca_len = tk_der(pems.ca, &ca);
+
+    tk_side(&A, pems.ca, pems.a_cert, pems.a_key, NULL);
+    tk_side_bare(&B);
+
+    tk_fetch_ca(tk_listen(&A));
+    cr_assert(tk_run_until(tk_fetched, TK_WAIT_MS));
+
+    cr_assert_eq(tk_fetch.rc, 0, "why: %s", tk_fetch.why);
+    cr_expect_eq(tk_fetch.len, ca_len);
+    cr_expect_eq(memcmp(tk_fetch.der, ca, ca_len), 0);
+    OPENSSL_free(ca);
+}
+
+/* A fetch from a port nobody listens on reports the failure once. */
+Test(peer_join, fetch_from_closed_port_reports_failure)
+{
+    struct peer_listener *pl;
+    uint16_t port;
+
+    tk_side(&A, pems.ca, pems.a_cert, pems.a_key, NULL);
+    tk_side_bare(&B);
+    cr_assert_eq(peer_listen(&A.net, "127.0.0.1:0", &pl), 0);
+    port = peer_listener_port(pl);
+    peer_listener_close(pl);
+    tk_run_until(tk_never, 10);
+
+    tk_fetch_ca(port);
+    cr_assert(tk_run_until(tk_fetched, TK_WAIT_MS));
+    tk_run_until(tk_never, 3 * PEER_BACKOFF_FIRST_MS);
+
+    cr_expect_eq(tk_fetch.n, 1);
+    cr_expect_eq(tk_fetch.rc, -ECONNREFUSED, "why: %s", tk_fetch.why);
+    cr_expect_eq(tk_fetch.len, 0);
+}
+
+/* A fetch stopped by its owner reports nothing. */
+Test(peer_join, stopped_fetch_reports_nothing)
+{
+    struct peer_dialer *d;
+    char addr[32];
+
+    tk_side(&A, pems.ca, pems.a_cert, pems.a_key, NULL);
+    tk_side_bare(&B);
+    snprintf(addr, sizeof addr, "127.0.0.1:%u", tk_listen_anon(&A));
+
+    cr_assert_eq(
+        peer_fetch_ca_unverified(&B.net, addr, tk_fetch_cb, &tk_fetch, &d), 0);
+    peer_dialer_stop(d);
+    tk_run_until(tk_never, 100);
+
+    cr_expect_eq(tk_fetch.n, 0);
+}
+
+/* Frames flow both ways on an anonymous connection. */
+Test(peer_join, frames_flow_both_ways_on_anonymous_connection)
+{
+    tk_side(&A, pems.ca, pems.a_cert, pems.a_key, NULL);
+    tk_side_bare(&B);
+    A.send_on_up = true;
+    B.send_on_up = true;
+
+    tk_dial_anon(tk_listen_anon(&A), pems.ca);
+    cr_assert(tk_run_until(tk_frames_both_ways, TK_WAIT_MS));
+
+    cr_expect_eq(A.n_bad + B.n_bad, 0);
+    cr_expect_eq(A.n_bytes, 100);
+    cr_expect_eq(B.n_bytes, 100);
+    cr_expect(A.up_anon);
+}
+
+/* A net without a certificate can neither listen nor dial normally, can
+ * once given one, and refuses unknown listen flags and a CA that is not
+ * one DER certificate. */
+Test(peer_join, net_without_tls_refuses_listen_and_dial_until_set)
+{
+    static const uint8_t junk[] = {0x30, 0x03, 0x01, 0x01, 0xff};
+    struct peer_listener *pl;
+    struct peer_dialer *d;
+    struct peer_tls_ctx *t;
+
+    tk_side_bare(&B);
+
+    cr_expect_eq(peer_listen(&B.net, "127.0.0.1:0", &pl), ERR_BADSTATE);
+    cr_expect_eq(peer_dial(&B.net, "127.0.0.1:7000", NULL, &d), ERR_BADSTATE);
+    cr_expect_eq(
+        peer_dial_anon(&B.net, "127.0.0.1:7000", junk, sizeof junk, NULL, &d),
+        ERR_TLS);
+    cr_expect_eq(peer_dial_anon(&B.net, "127.0.0.1:7000", NULL, 0, NULL, &d),
+                 ERR_TLS);
+    cr_expect_eq(
+        peer_fetch_ca_unverified(&B.net, "127.0.0.1:7000", NULL, NULL, &d),
+        -EINVAL);
+    cr_assert_eq(peer_tls_ctx_new(pems.ca, pems.b_cert, pems.b_key, &t), 0);
+    peer_net_set_tls(&B.net, t);
+    cr_expect_eq(peer_listen_flags(&B.net, "127.0.0.1:0", 0x2, &pl), -EINVAL);
+    cr_expect_eq(peer_listen(&B.net, "127.0.0.1:0", &pl), 0);
 }
