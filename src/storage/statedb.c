@@ -15,6 +15,9 @@
  *                     u64 applied index, u64 applied term (all
  *                     little-endian), then the membership bytes
  * Objects and meta change only together, in one write transaction.
+ * A snapshot staging (snap_recv.c) has the same layout plus an aux record
+ * "snap.progress" in "meta", which statedb_load() never reads and which
+ * is deleted before the staging becomes <state_dir>/db.
  */
 #include "storage/storage.h"
 
@@ -37,6 +40,7 @@ struct statedb {
     MDB_dbi objs;
     MDB_dbi meta;
     uint8_t *membership; /* copy handed out by the last statedb_load() */
+    MDB_txn *wtxn;       /* open write txn of statedb__txn_begin() */
 };
 
 struct statedb_iter {
@@ -123,16 +127,14 @@ dbis_open(struct statedb *db)
 }
 
 int
-statedb_open(struct statedb **out, const char *state_dir, size_t map_bytes)
+statedb__open_path(struct statedb **out, const char *path, size_t map_bytes)
 {
     struct statedb *db;
-    char *path;
     int rc;
 
     *out = NULL;
-    path = str_printf("%s/db", state_dir);
     db = calloc(1, sizeof(*db));
-    rc = path != NULL && db != NULL ? storage__mkdir(path) : ERR_NOMEM;
+    rc = db != NULL ? storage__mkdir(path) : ERR_NOMEM;
     if (rc == 0) {
         rc = env_open(db, path, map_bytes > 0 ? map_bytes : STATEDB_MAP_BYTES);
     }
@@ -142,7 +144,6 @@ statedb_open(struct statedb **out, const char *state_dir, size_t map_bytes)
     if (rc == 0) {
         rc = storage__fsync_path(path); /* the names of LMDB's files */
     }
-    free(path);
     if (rc != 0) {
         statedb_close(db);
         return rc;
@@ -151,11 +152,36 @@ statedb_open(struct statedb **out, const char *state_dir, size_t map_bytes)
     return 0;
 }
 
+int
+statedb_open(struct statedb **out, const char *state_dir, size_t map_bytes)
+{
+    char *path;
+    int rc;
+
+    *out = NULL;
+    /* A snapshot swap cut short by a crash is settled before the
+     * state is read, so that db is always a whole state. */
+    rc = storage__snap_repair(state_dir);
+    if (rc != 0) {
+        return rc;
+    }
+    path = str_printf("%s/db", state_dir);
+    if (path == NULL) {
+        return ERR_NOMEM;
+    }
+    rc = statedb__open_path(out, path, map_bytes);
+    free(path);
+    return rc;
+}
+
 void
 statedb_close(struct statedb *db)
 {
     if (db == NULL) {
         return;
+    }
+    if (db->wtxn != NULL) {
+        mdb_txn_abort(db->wtxn);
     }
     if (db->env != NULL) {
         mdb_env_close(db->env);
@@ -309,6 +335,12 @@ statedb_iter_next(struct statedb_iter *it, size_t max_items,
 }
 
 void
+statedb__iter_rewind(struct statedb_iter *it)
+{
+    it->started = false;
+}
+
+void
 statedb_iter_end(struct statedb_iter *it)
 {
     if (it == NULL) {
@@ -442,4 +474,108 @@ statedb_flush(struct statedb *db, const struct statedb_write *ws, size_t n,
      * It frees txn whatever the outcome.
      */
     return map_err(mdb_txn_commit(txn));
+}
+
+/* ---- Staging writes (snapshot receiver) ------------------------------- */
+
+int
+statedb__txn_begin(struct statedb *db)
+{
+    ASSERT(db->wtxn == NULL);
+    return map_err(mdb_txn_begin(db->env, NULL, 0, &db->wtxn));
+}
+
+int
+statedb__txn_put(struct statedb *db, uint8_t kind, const void *id,
+                 size_t id_len, const void *val, size_t len)
+{
+    uint8_t key[1 + STATEDB_MAX_ID];
+    MDB_val k, v;
+
+    ASSERT(db->wtxn != NULL);
+    /* The same rule as statedb_flush() and deliver(): 1 to 255 bytes,
+     * no NUL, so that the id reads back as a C string. */
+    if (id_len == 0 || id_len > STATEDB_MAX_ID ||
+        memchr(id, '\0', id_len) != NULL) {
+        return ERR_TOOBIG;
+    }
+    key[0] = kind;
+    memcpy(key + 1, id, id_len);
+    k = (MDB_val){.mv_size = 1 + id_len, .mv_data = key};
+    v = (MDB_val){.mv_size = len, .mv_data = (void *)val};
+    return map_err(mdb_put(db->wtxn, db->objs, &k, &v, 0));
+}
+
+int
+statedb__txn_meta(struct statedb *db, const struct statedb_meta *meta)
+{
+    ASSERT(db->wtxn != NULL);
+    if (meta->membership_len > STATEDB_MAX_MEMBERSHIP) {
+        return ERR_TOOBIG;
+    }
+    return meta_write(db, db->wtxn, meta);
+}
+
+int
+statedb__txn_aux(struct statedb *db, const char *key, const void *val,
+                 size_t len)
+{
+    MDB_val k = {.mv_size = strlen(key), .mv_data = (void *)key};
+    MDB_val v = {.mv_size = len, .mv_data = (void *)val};
+    int rc;
+
+    ASSERT(db->wtxn != NULL);
+    ASSERT(strcmp(key, META_KEY) != 0);
+    if (val == NULL) {
+        rc = mdb_del(db->wtxn, db->meta, &k, NULL);
+        return rc == MDB_NOTFOUND ? 0 : map_err(rc);
+    }
+    return map_err(mdb_put(db->wtxn, db->meta, &k, &v, 0));
+}
+
+int
+statedb__txn_commit(struct statedb *db)
+{
+    MDB_txn *txn = db->wtxn;
+    int rc;
+
+    ASSERT(txn != NULL);
+    db->wtxn = NULL;
+    rc = STORAGE_FP(STORAGE_FP_SNAP_COMMIT);
+    if (rc != 0) {
+        mdb_txn_abort(txn);
+        return rc;
+    }
+    /* Synced like statedb_flush(): durable on 0; frees txn in any case. */
+    return map_err(mdb_txn_commit(txn));
+}
+
+void
+statedb__txn_abort(struct statedb *db)
+{
+    if (db->wtxn != NULL) {
+        mdb_txn_abort(db->wtxn);
+        db->wtxn = NULL;
+    }
+}
+
+int
+statedb__aux_get(struct statedb *db, const char *key, void *buf, size_t cap,
+                 size_t *len)
+{
+    MDB_val k = {.mv_size = strlen(key), .mv_data = (void *)key}, v;
+    MDB_txn *txn;
+    int rc;
+
+    rc = map_err(mdb_txn_begin(db->env, NULL, MDB_RDONLY, &txn));
+    if (rc != 0) {
+        return rc;
+    }
+    rc = map_err(mdb_get(txn, db->meta, &k, &v));
+    if (rc == 0) {
+        *len = v.mv_size;
+        memcpy(buf, v.mv_data, v.mv_size < cap ? v.mv_size : cap);
+    }
+    mdb_txn_abort(txn);
+    return rc;
 }

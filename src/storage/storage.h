@@ -18,6 +18,7 @@
 #define SHOAL_STORAGE_STORAGE_H
 
 #include <limits.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -170,6 +171,35 @@ int wal_truncate_suffix(struct wal *w, uint64_t index);
 int wal_compact(struct wal *w, uint64_t upto);
 
 /*
+ * Make the log empty after (index, term), the last entry of a snapshot
+ * that the caller has installed (snap_recv_finish(), then statedb_open()
+ * shows applied_index == index): every segment and every buffered entry
+ * is dropped, and afterwards first index == last index + 1 == index + 1,
+ * wal_term(index) answers term (for Raft's log-matching check on the next
+ * append, §5.3, §7) and the next append is index + 1. The hard state
+ * (term, vote), buffered or durable, is kept and written with the reset.
+ *
+ * Crash-safe: the reset takes effect at one point, when a new segment
+ * holding (index, term) and the hard state is durable under a temporary
+ * name; a crash before it leaves the old log, a crash after it is finished
+ * by wal_open() (old segments removed, the new one renamed). So the next
+ * wal_open() sees either the old log or the empty one after index; as the
+ * snapshot was installed first, LMDB is at index in both cases. A caller
+ * that restarts with statedb's applied index not matching the log
+ * (wal_term(applied_index) fails or differs from applied_term) calls
+ * wal_reset(applied_index, applied_term) again before anything else.
+ *
+ * Returns 0 once the reset is durable. Removing the old segments may fail
+ * after that point: it is logged, retried before the next write and by
+ * the next wal_open(), and still 0 is returned. ERR_BADSTATE when index is
+ * UINT64_MAX; -errno from the file system: the log in memory is then
+ * unchanged (the caller may retry); after a crash the next wal_open() may
+ * find the old log or, when the failure came after the new segment's
+ * bytes were synced, the reset one, both of which are safe.
+ */
+int wal_reset(struct wal *w, uint64_t index, uint64_t term);
+
+/*
  * Call cb for every durable entry with index > from, in order. Only valid
  * with nothing buffered. Bytes are re-read and their checksums checked
  * again. Returns 0 when all were delivered; cb's non-zero result;
@@ -247,7 +277,9 @@ typedef int statedb_load_cb(uint8_t kind, const char *id, const void *val,
 /*
  * Open the LMDB environment in <state_dir>/db (created 0700; files 0600)
  * with a map of map_bytes (0: STATEDB_MAP_BYTES). Commits sync fully: no
- * MDB_NOSYNC, see statedb_flush(). On success *out is transferred: free it
+ * MDB_NOSYNC, see statedb_flush(). A snapshot swap that a crash cut short
+ * is settled first (see snap_recv_finish()), so db is always one whole
+ * state. On success *out is transferred: free it
  * with statedb_close(). Returns 0, ERR_CORRUPT (not an LMDB file or a
  * version mismatch), ERR_NOMEM, -errno.
  */
@@ -305,6 +337,202 @@ int statedb_iter_next(struct statedb_iter *it, size_t max_items,
 /* End the read transaction and free it. NULL is a no-op. */
 void statedb_iter_end(struct statedb_iter *it);
 
+/* ---- Snapshots: the state streamed in chunks -------------------------- */
+
+/*
+ * A follower behind the leader's compacted log gets the leader's LMDB
+ * state as a stream of chunks (Raft §7). The sender reads one LMDB read
+ * transaction across loop turns, so the leader keeps writing; the
+ * receiver stages the chunks in <state_dir>/db.incoming, one durable
+ * LMDB transaction per chunk, so a transfer resumes after a reconnect or
+ * a crash; the last step swaps the staging for <state_dir>/db atomically.
+ *
+ * A chunk is self-describing bytes, all integers little-endian:
+ *
+ *   0  u32  magic "SHSN"
+ *   4  u8   version, 1
+ *   5  u8   flags: bit 0 SNAP_CHUNK_LAST; the others 0
+ *   6  u16  reserved, 0
+ *   8  u32  length of the whole chunk, checksum included
+ *  12  u32  number of items
+ *  16  u64  snapshot index (applied index of the state)
+ *  24  u64  snapshot term (its term)
+ *  32  u64  seq, 0 for the first chunk
+ *  40  seq 0 only: u32 membership length, the membership bytes
+ *      items: u8 kind, u8 id length (1 to 255), u32 value length,
+ *             the id bytes (no NUL), the value bytes
+ *  len-8    u64 XXH3-64 of every byte before it
+ *
+ * Items come in key order (kind, then id bytes), as statedb_load() gives
+ * them; chunks are a pure function of the read transaction and
+ * chunk_bytes, so a sender can rebuild chunk n to resume a transfer.
+ */
+
+#define SNAP_HDR_BYTES 40
+#define SNAP_SUM_BYTES 8
+#define SNAP_CHUNK_LAST 0x01
+#define SNAP_CHUNK_BYTES (1u << 20)      /* default chunk size */
+#define SNAP_MIN_CHUNK_BYTES (4u << 10)  /* smallest chunk_bytes */
+#define SNAP_MAX_VALUE WAL_MAX_PAYLOAD   /* an object came in an entry */
+#define SNAP_MAX_CHUNK_BYTES (32u << 20) /* no chunk is longer */
+
+_Static_assert(SNAP_MAX_CHUNK_BYTES >=
+                   SNAP_MAX_VALUE + STATEDB_MAX_MEMBERSHIP + (1u << 16),
+               "chunk 0 with the membership and one largest item fits");
+
+/* A snapshot is named by the last entry it holds. */
+struct snap_id {
+    uint64_t index;
+    uint64_t term;
+};
+
+/* The header of a chunk, as snap_chunk_peek() reads it. */
+struct snap_chunk_info {
+    struct snap_id id;
+    uint64_t seq;
+    bool last;
+    uint32_t n_items;
+};
+
+struct snap_send;
+struct snap_recv;
+
+/*
+ * Check the length, checksum and header of the chunk in buf (untrusted
+ * bytes) and fill *info, without looking at the items: for a follower to
+ * learn which snapshot a chunk belongs to before snap_recv_open().
+ * Returns 0; ERR_CORRUPT when len is short or differs from the length the
+ * chunk claims (truncated), or the checksum fails (damaged); ERR_PROTO
+ * when a sound chunk has a bad magic, version, flags or reserved field, or
+ * len is over SNAP_MAX_CHUNK_BYTES. Never allocates.
+ */
+int snap_chunk_peek(const void *buf, size_t len, struct snap_chunk_info *info);
+
+/*
+ * Sender, on the leader. Start a snapshot of db: a read transaction over
+ * the whole state and its meta, kept until snap_send_end(). The snapshot
+ * id is the meta's (applied index, applied term); see snap_send_id().
+ * chunk_bytes: the size a chunk keeps to, 0 for SNAP_CHUNK_BYTES, at
+ * least SNAP_MIN_CHUNK_BYTES and at most SNAP_MAX_VALUE. A chunk goes over
+ * it only to carry, alone, a membership (chunk 0, then without items) or
+ * one item that is larger; so a chunk is at most SNAP_HDR_BYTES + 4 +
+ * SNAP_SUM_BYTES + max(chunk_bytes, membership, 6 + id + largest value),
+ * never over SNAP_MAX_CHUNK_BYTES. db is kept until snap_send_end()
+ * and must not be closed before; writes to db go on meanwhile and are not
+ * seen by the stream. *out is transferred. Returns 0; ERR_TOOBIG for a
+ * chunk_bytes out of range; the errors of statedb_iter_begin().
+ */
+int snap_send_begin(struct snap_send **out, struct statedb *db,
+                    size_t chunk_bytes);
+
+/* The id of the snapshot that s streams. */
+struct snap_id snap_send_id(const struct snap_send *s);
+
+/*
+ * Build the next chunk. Work per call is bounded: one chunk, or, while
+ * skipping toward a snap_send_seek() target, at most 16 chunks' worth of
+ * walking. On 1 or 0, *chunk and *len give the chunk, owned by s and
+ * valid until the next call on s; its seq is snap_send_seq(s) - 1.
+ * Returns 1 when more chunks follow, 0 when this one is the last;
+ * ERR_AGAIN when it skipped toward the target and produced nothing (call
+ * again in a later loop turn); ERR_BADSTATE after the last chunk was
+ * given (seek to send again); ERR_PROTO when a seek target lies past the
+ * last chunk; ERR_TOOBIG for a value over SNAP_MAX_VALUE; ERR_NOMEM;
+ * ERR_CORRUPT or -errno from LMDB, after which only snap_send_end() is
+ * valid.
+ */
+int snap_send_next(struct snap_send *s, const void **chunk, size_t *len);
+
+/* The seq of the chunk the next snap_send_next() gives. */
+uint64_t snap_send_seq(const struct snap_send *s);
+
+/*
+ * Make the next chunk given be seq (a receiver said it holds every chunk
+ * below seq: snap_recv_open()'s *next_seq). Going back restarts the walk
+ * in the same read transaction; going forward skips through later
+ * snap_send_next() calls. Never fails; a seq past the last chunk is
+ * reported by snap_send_next().
+ */
+void snap_send_seek(struct snap_send *s, uint64_t seq);
+
+/* End the read transaction and free s. NULL is a no-op. Call it as soon
+ * as the transfer ends: a read transaction pins LMDB pages. */
+void snap_send_end(struct snap_send *s);
+
+/*
+ * Receiver, on the follower. Open the staging for snapshot id in
+ * <state_dir>/db.incoming (state_dir must exist), map_bytes as for
+ * statedb_open(). A staging of the same id, left by an earlier receiver
+ * or a crash, is resumed: *next_seq is the first chunk it lacks, to be
+ * asked of the leader; a staging of another id, or one that cannot be
+ * read, is removed and a new one started (*next_seq 0). When the staging
+ * already holds the last chunk, *next_seq is one past it and
+ * snap_recv_complete() is true: call snap_recv_finish().
+ * At most one receiver per state_dir at a time (LMDB must not open the
+ * staging twice in one process); pass the map_bytes given to
+ * statedb_open(), as the staging becomes that database. The manager's
+ * own statedb may stay open until snap_recv_finish(). *out is transferred.
+ * Returns 0, ERR_NOMEM, ERR_CORRUPT, -errno.
+ */
+int snap_recv_open(struct snap_recv **out, const char *state_dir,
+                   const struct snap_id *id, size_t map_bytes,
+                   uint64_t *next_seq);
+
+/*
+ * Validate a chunk received from the network (untrusted bytes, borrowed)
+ * and stage it: its items, its membership (chunk 0) and the new progress
+ * in one durable LMDB transaction, so a crash loses at most the chunk in
+ * flight and nothing is ever half applied. Returns 0 when it is durable;
+ * ERR_CORRUPT when the chunk is truncated or its checksum fails;
+ * ERR_PROTO when a sound chunk breaks the format (header fields, item or
+ * id lengths, an id with a NUL, membership over STATEDB_MAX_MEMBERSHIP,
+ * bytes left over) or belongs to another snapshot id, or comes after the
+ * last one; ERR_EXISTS when its seq is below snap_recv_next_seq() (held
+ * already: drop it); ERR_AGAIN when its seq is above (chunks are missing:
+ * ask the leader to resume at snap_recv_next_seq()); ERR_TOOBIG when the
+ * staging map is full; ERR_NOMEM; -errno. On every error nothing of the
+ * chunk is stored and r stays usable, except after -EIO and the like from
+ * LMDB: then close r and open it again.
+ */
+int snap_recv_chunk(struct snap_recv *r, const void *buf, size_t len);
+
+/* The seq of the chunk r needs next. */
+uint64_t snap_recv_next_seq(const struct snap_recv *r);
+
+/* True once the last chunk is staged. */
+bool snap_recv_complete(const struct snap_recv *r);
+
+/*
+ * Make the staged state the manager's state, atomically, and free r
+ * (transferred, whatever the result). The caller:
+ *   before: has the whole snapshot (snap_recv_complete()), and has closed
+ *           its own statedb with statedb_close() (ended its iterators
+ *           and any snap_send first): LMDB must not have db open;
+ *   after:  statedb_open() and statedb_load() (applied index and term are
+ *           the snapshot id), rebuilds its indexes from it, then
+ *           wal_reset(w, id.index, id.term). On an error the old state is
+ *           in place: statedb_open() again (it settles what is left).
+ * How: the staging's progress record is removed, then renameat2(2) with
+ * RENAME_EXCHANGE swaps db and db.incoming in one step and the folder is
+ * synced; the old state, now in db.incoming, is then removed. Where the
+ * file system has no RENAME_EXCHANGE, db is renamed to db.old, then
+ * db.incoming to db, each synced; a crash between the two leaves db.old
+ * without db, which the next statedb_open() renames back (the old state,
+ * the transfer is started again); db.old beside db is removed there.
+ * Returns 0 when the new state is durable in db (a failure to remove the
+ * old state is then only logged); ERR_BADSTATE when not complete;
+ * ERR_CORRUPT; -errno.
+ */
+int snap_recv_finish(struct snap_recv *r);
+
+/* Close r and free it, keeping the staging on disk for a later resume.
+ * NULL is a no-op. */
+void snap_recv_close(struct snap_recv *r);
+
+/* Close r, free it and remove the staging (e.g. the leader moved to
+ * another snapshot). Returns 0 or -errno (r is freed in any case). */
+int snap_recv_abort(struct snap_recv *r);
+
 /* ---- Failure injection (test builds only) --------------------------- */
 
 #ifdef SHOAL_TEST_BUILD
@@ -317,6 +545,15 @@ enum storage_fp {
     STORAGE_FP_WAL_UNLINK,  /* before a segment file is removed */
     STORAGE_FP_WAL_CUT,     /* before ftruncate of a segment */
     STORAGE_FP_DB_COMMIT,   /* batch staged, before mdb_txn_commit */
+    STORAGE_FP_SNAP_COMMIT, /* snapshot chunk staged, before its commit */
+    STORAGE_FP_SNAP_SWAP,   /* before renameat2(RENAME_EXCHANGE) of the
+                               staging and db; an error such as -EINVAL
+                               makes the rename fallback run */
+    STORAGE_FP_SNAP_RENAME, /* fallback: before each of its two renames */
+    STORAGE_FP_SNAP_REMOVE, /* swap durable, before the old state goes */
+    STORAGE_FP_WAL_RESET,   /* reset segment durable, before the old
+                               segments go; an error leaves them to the
+                               next write or open */
 };
 
 /*

@@ -58,6 +58,9 @@ struct wal {
     uint64_t n_pending;
     bool tail_dirty; /* a failed write may have left bytes past size */
     char stray[WAL_NAME_BYTES]; /* half-made segment still to remove */
+    char reset[WAL_NAME_BYTES]; /* committed reset segment still to be
+                                   renamed, old segments to remove */
+    bool reset_warned;          /* its failed settling was logged */
     bool rotate_failed;         /* logged once until a rotation succeeds */
 
     uint64_t n_records, n_bytes, n_fdatasync, n_dirsync;
@@ -90,6 +93,55 @@ void wal__diag_set(struct wal_diag *diag, const struct wal *w, const char *name,
 
 /* wal_scan.c */
 int wal__recover(struct wal *w, struct wal_diag *diag);
+/*
+ * Finish a committed reset (wal.c, rule 6): remove every wal-*.log file,
+ * sync the folder, rename w->reset to its .log name, sync the folder.
+ * A no-op when none is pending. Returns 0 or -errno; on failure it may be
+ * called again, and the next wal_open() would finish it too.
+ */
+int wal__reset_settle(struct wal *w);
+void wal__reset_name(char out[WAL_NAME_BYTES], uint64_t seq, uint64_t first);
+
+/* statedb.c: what the snapshot receiver needs beyond the public API. */
+
+/* Open (creating it 0700) the LMDB environment in the folder path, with
+ * the layout of statedb_open(). Same returns as statedb_open(). */
+int statedb__open_path(struct statedb **out, const char *path,
+                       size_t map_bytes);
+/* Restart the walk of it at the first object, in the same read
+ * transaction, so that the same objects come again in the same order. */
+void statedb__iter_rewind(struct statedb_iter *it);
+/*
+ * One write transaction at a time, held in db: begin, any number of
+ * puts, meta and aux records, then commit (durable on 0, test failpoint
+ * STORAGE_FP_SNAP_COMMIT) or abort. After any error of a put the caller
+ * aborts. Returns 0, ERR_TOOBIG (id of a wrong length or with a NUL,
+ * membership too long, map full), ERR_CORRUPT, ERR_NOMEM, -errno.
+ */
+int statedb__txn_begin(struct statedb *db);
+int statedb__txn_put(struct statedb *db, uint8_t kind, const void *id,
+                     size_t id_len, const void *val, size_t len);
+int statedb__txn_meta(struct statedb *db, const struct statedb_meta *meta);
+/* Store val under key in the meta database (never "applied"); val NULL
+ * deletes it. statedb_load() does not read these records. */
+int statedb__txn_aux(struct statedb *db, const char *key, const void *val,
+                     size_t len);
+int statedb__txn_commit(struct statedb *db);
+void statedb__txn_abort(struct statedb *db);
+/* Copy at most cap bytes of the aux record key into buf; *len is its
+ * full size. Returns 0, ERR_NOTFOUND, ERR_CORRUPT, -errno. */
+int statedb__aux_get(struct statedb *db, const char *key, void *buf, size_t cap,
+                     size_t *len);
+
+/* snap_send.c: the chunk codec shared with snap_recv.c. */
+#define SNAP_MAGIC 0x4e534853u /* "SHSN" as little-endian bytes */
+#define SNAP_VERSION 1
+#define SNAP_ITEM_HDR_BYTES 6 /* u8 kind, u8 id length, u32 value length */
+
+/* snap_recv.c */
+/* Settle a swap that a crash cut short (see snap_recv_finish()). Called
+ * by statedb_open() before it opens <state_dir>/db. Returns 0 or -errno. */
+int storage__snap_repair(const char *state_dir);
 
 /* storage_util.c */
 int storage__mkdir(const char *path);

@@ -33,6 +33,14 @@
  * 5. A segment that failed half-way through its creation is removed (and
  *    the folder synced) before any further record is written: if it
  *    survived a crash, its base would cut off what was written after it.
+ * 6. A reset (after a snapshot) writes BASE(index, term) and the hard
+ *    state into wal-<seq>-<first>.rst, a name recovery does not take for
+ *    a segment, and makes it durable: that is the commit point. Then every
+ *    .log file goes, the folder is synced, and the .rst file is renamed
+ *    to its .log name. Recovery finishes a complete .rst file the same
+ *    way and removes a torn one (the reset never took effect, and no old
+ *    segment was removed yet). Until the rename, nothing else is written,
+ *    so a .rst file never holds more than those two records.
  */
 #include "storage/storage.h"
 
@@ -55,6 +63,15 @@ wal__seg_name(char out[WAL_NAME_BYTES], uint64_t seq, uint64_t first)
 {
     int n = snprintf(out, WAL_NAME_BYTES,
                      "wal-%016" PRIx64 "-%016" PRIx64 ".log", seq, first);
+
+    ASSERT(n == WAL_NAME_BYTES - 1);
+}
+
+void
+wal__reset_name(char out[WAL_NAME_BYTES], uint64_t seq, uint64_t first)
+{
+    int n = snprintf(out, WAL_NAME_BYTES,
+                     "wal-%016" PRIx64 "-%016" PRIx64 ".rst", seq, first);
 
     ASSERT(n == WAL_NAME_BYTES - 1);
 }
@@ -220,6 +237,9 @@ wal__seg_create(struct wal *w, uint64_t base, uint64_t term)
     int fd, rc;
 
     rc = remove_stray(w);
+    if (rc == 0) {
+        rc = wal__reset_settle(w); /* rule 6: nothing after a .rst */
+    }
     if (rc == 0) {
         rc = seg_reserve(w); /* so that the push below cannot fail */
     }
@@ -499,6 +519,9 @@ write_batch(struct wal *w)
 
     rc = remove_stray(w);
     if (rc == 0) {
+        rc = wal__reset_settle(w);
+    }
+    if (rc == 0) {
         rc = cut_dirty_tail(w);
     }
     if (rc != 0) {
@@ -706,6 +729,122 @@ wal_compact(struct wal *w, uint64_t upto)
     }
     refresh_first(w);
     return rc;
+}
+
+/* ---- Reset after a snapshot ------------------------------------------- */
+
+/* Write the records of a reset segment into fd and make them durable:
+ * the commit point of rule 6 once the folder is synced too. */
+static int
+reset_fill(struct wal *w, int fd, uint64_t index, uint64_t term, size_t *size)
+{
+    uint8_t rec[2 * WAL_HDR_BYTES];
+    size_t n;
+    int rc;
+
+    n = wal__encode(rec, WAL_REC_BASE, index, term, NULL, 0);
+    if (w->hs_term != 0 || w->hs_vote != 0) {
+        n += wal__encode(rec + n, WAL_REC_HARDSTATE, w->hs_vote, w->hs_term,
+                         NULL, 0);
+    }
+    rc = write_all(fd, rec, n, 0);
+    if (rc == 0) {
+        rc = wal__datasync(w, fd);
+    }
+    if (rc == 0) {
+        rc = wal__dirsync(w);
+    }
+    *size = n;
+    return rc;
+}
+
+/* The reset is durable: make the in-memory log the empty one after
+ * (index, term), written to fd. Nothing here can fail. */
+static void
+reset_adopt(struct wal *w, int fd, uint64_t seq, uint64_t index, uint64_t term,
+            size_t size)
+{
+    int rc;
+
+    if (w->fd >= 0) {
+        close(w->fd);
+    }
+    w->fd = fd;
+    w->size = size;
+    w->tail_dirty = false;
+    /* Both arrays hold at least one element, so neither push allocates. */
+    w->n_segs = 0;
+    rc = wal__seg_push(w, seq, index);
+    ASSERT(rc == 0);
+    rc = wal__run_reset(w, index, term);
+    ASSERT(rc == 0);
+    w->first_index = index + 1;
+    w->last_index = index;
+    w->last_term = term;
+    w->synced_index = index;
+    /* Buffered entries are dropped; a buffered hard state went into the
+     * reset segment with the durable one. */
+    w->buf_len = 0;
+    w->n_pending = 0;
+    if (w->hs_term != 0 || w->hs_vote != 0) {
+        w->hs_seq = seq;
+    }
+    w->hs_pending = false;
+    w->n_records += size / WAL_HDR_BYTES;
+    w->n_bytes += size;
+}
+
+int
+wal_reset(struct wal *w, uint64_t index, uint64_t term)
+{
+    uint64_t seq = w->segs[w->n_segs - 1].seq + 1;
+    char name[WAL_NAME_BYTES];
+    size_t size = 0;
+    int fd, rc;
+
+    if (index == UINT64_MAX) {
+        return ERR_BADSTATE;
+    }
+    rc = remove_stray(w);
+    if (rc == 0) {
+        rc = wal__reset_settle(w); /* an earlier reset goes first */
+    }
+    if (rc == 0) {
+        rc = STORAGE_FP(STORAGE_FP_WAL_CREATE);
+    }
+    if (rc != 0) {
+        return rc;
+    }
+
+    wal__reset_name(name, seq, index + 1);
+    fd = openat(w->dir_fd, name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        return -errno;
+    }
+    memcpy(w->stray, name, sizeof(name));
+    rc = reset_fill(w, fd, index, term, &size);
+    if (rc != 0) {
+        close(fd);
+        (void)remove_stray(w); /* else the next write retries it */
+        return rc;
+    }
+    w->stray[0] = '\0';
+    reset_adopt(w, fd, seq, index, term, size);
+    memcpy(w->reset, name, sizeof(name));
+
+    rc = STORAGE_FP(STORAGE_FP_WAL_RESET);
+    if (rc == 0) {
+        rc = wal__reset_settle(w);
+    }
+    if (rc != 0 && !w->reset_warned) {
+        /* Durable already; the next write or open finishes it. */
+        log_warn("storage",
+                 "wal reset done, old segments not yet removed: "
+                 "dir=%s index=%" PRIu64 ": %s",
+                 w->dir, index, err_str(rc));
+        w->reset_warned = true;
+    }
+    return 0;
 }
 
 /* ---- Queries ---------------------------------------------------------- */

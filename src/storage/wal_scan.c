@@ -15,6 +15,9 @@
  * it: the scan for a valid record starts after the end its header claims
  * when that header is sound (so a payload that happens to hold record
  * bytes cannot fool it), else at the next byte.
+ *
+ * Before the segments are scanned, a reset left by a crash (a .rst file,
+ * wal.c rule 6) is finished when complete and removed when torn.
  */
 #include "storage/storage.h"
 
@@ -22,6 +25,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -87,6 +91,17 @@ parse_name(const char *name, uint64_t *seq, uint64_t *first)
 {
     if (strlen(name) != WAL_NAME_BYTES - 1 || memcmp(name, "wal-", 4) != 0 ||
         name[20] != '-' || strcmp(name + 37, ".log") != 0) {
+        return false;
+    }
+    return parse_hex16(name + 4, seq) && parse_hex16(name + 21, first);
+}
+
+/* "wal-<16 hex seq>-<16 hex first>.rst": a reset segment (wal.c, rule 6). */
+static bool
+parse_reset_name(const char *name, uint64_t *seq, uint64_t *first)
+{
+    if (strlen(name) != WAL_NAME_BYTES - 1 || memcmp(name, "wal-", 4) != 0 ||
+        name[20] != '-' || strcmp(name + 37, ".rst") != 0) {
         return false;
     }
     return parse_hex16(name + 4, seq) && parse_hex16(name + 21, first);
@@ -398,13 +413,160 @@ open_active(struct wal *w)
     return 0;
 }
 
+/* ---- Reset segments ---------------------------------------------------- */
+
+int
+wal__reset_settle(struct wal *w)
+{
+    char name[WAL_NAME_BYTES];
+    uint64_t seq, first;
+    struct dirent *de;
+    DIR *d;
+    int rc = 0;
+
+    if (w->reset[0] == '\0') {
+        return 0;
+    }
+    d = opendir(w->dir);
+    if (d == NULL) {
+        return -errno;
+    }
+    /* Any order will do: until the rename below, a crash brings us back
+     * here with the .rst file still in place. */
+    while (rc == 0 && (de = readdir(d)) != NULL) {
+        if (!parse_name(de->d_name, &seq, &first)) {
+            continue;
+        }
+        rc = STORAGE_FP(STORAGE_FP_WAL_UNLINK);
+        if (rc == 0 && unlinkat(w->dir_fd, de->d_name, 0) != 0 &&
+            errno != ENOENT) {
+            rc = -errno;
+        }
+    }
+    closedir(d);
+    /* The removals are durable before the new segment takes a .log name,
+     * or a crash could show it after old segments again. */
+    if (rc == 0) {
+        rc = wal__dirsync(w);
+    }
+    if (rc != 0) {
+        return rc;
+    }
+    if (!parse_reset_name(w->reset, &seq, &first)) {
+        ASSERT_UNREACHABLE(); /* wal__reset_name() made it */
+    }
+    wal__seg_name(name, seq, first);
+    if (renameat(w->dir_fd, w->reset, w->dir_fd, name) != 0) {
+        return -errno;
+    }
+    rc = wal__dirsync(w);
+    if (rc == 0) {
+        w->reset[0] = '\0';
+        w->reset_warned = false;
+    }
+    return rc;
+}
+
+/* A .rst file is complete when it holds exactly BASE and at most one
+ * HARDSTATE, all sound: only then may it have been committed. */
+static bool
+reset_complete(const struct scan *s, uint64_t first)
+{
+    struct wal_rec rec;
+    struct wal_bad bad;
+    size_t off = 0;
+    ssize_t n;
+
+    for (int i = 0; off < s->size; i++) {
+        n = wal__parse(s->map + off, s->size - off, &rec, &bad);
+        if (n < 0 || i > 1) {
+            return false;
+        }
+        if (i == 0 && (rec.type != WAL_REC_BASE || rec.index == UINT64_MAX ||
+                       rec.index + 1 != first)) {
+            return false;
+        }
+        if (i == 1 && rec.type != WAL_REC_HARDSTATE) {
+            return false;
+        }
+        off += (size_t)n;
+    }
+    return off > 0;
+}
+
+/* Finish a committed reset left by a crash, or remove a torn one. */
+static int
+recover_reset(struct wal *w, struct wal_diag *diag)
+{
+    char name[WAL_NAME_BYTES] = "";
+    struct scan s = {0};
+    uint64_t seq, first;
+    struct dirent *de;
+    bool complete;
+    DIR *d;
+    int fd, rc = 0;
+
+    d = opendir(w->dir);
+    if (d == NULL) {
+        return -errno;
+    }
+    while ((de = readdir(d)) != NULL) {
+        if (!parse_reset_name(de->d_name, &seq, &first)) {
+            continue;
+        }
+        if (name[0] != '\0') {
+            rc = ERR_CORRUPT; /* one reset at a time (rule 6) */
+            wal__diag_set(diag, w, de->d_name, 0, "two reset segments");
+            break;
+        }
+        memcpy(name, de->d_name, WAL_NAME_BYTES);
+    }
+    closedir(d);
+    if (rc != 0 || name[0] == '\0') {
+        return rc;
+    }
+
+    parse_reset_name(name, &seq, &first);
+    fd = openat(w->dir_fd, name, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        return -errno;
+    }
+    rc = map_file(fd, &s);
+    close(fd);
+    if (rc != 0) {
+        return rc;
+    }
+    complete = reset_complete(&s, first);
+    if (!complete) {
+        wal__diag_set(diag, w, name, 0, "torn log reset");
+        if (diag != NULL) {
+            diag->cut_bytes = s.size;
+        }
+    }
+    unmap_file(&s);
+    if (complete) {
+        memcpy(w->reset, name, WAL_NAME_BYTES);
+        return wal__reset_settle(w);
+    }
+    rc = STORAGE_FP(STORAGE_FP_WAL_UNLINK);
+    if (rc == 0 && unlinkat(w->dir_fd, name, 0) != 0) {
+        rc = -errno;
+    }
+    return rc == 0 ? wal__dirsync(w) : rc;
+}
+
+/* ---- Recovery (continued) ---------------------------------------------- */
+
 int
 wal__recover(struct wal *w, struct wal_diag *diag)
 {
     struct file_list fl = {0};
     int rc;
 
-    rc = list_segments(w, &fl, diag);
+    rc = recover_reset(w, diag);
+    if (rc == 0) {
+        rc = list_segments(w, &fl, diag);
+    }
     for (size_t i = 0; rc == 0 && i < fl.n; i++) {
         rc = scan_file(w, &fl.v[i], i + 1 == fl.n, diag);
     }
@@ -509,6 +671,11 @@ wal_replay(struct wal *w, uint64_t from, wal_entry_cb *cb, void *arg,
     }
     if (w->buf_len != 0) {
         return ERR_BADSTATE;
+    }
+    /* Segments are read by their .log names (wal.c, rule 6). */
+    rc = wal__reset_settle(w);
+    if (rc != 0) {
+        return rc;
     }
     if (from + 1 < w->first_index) {
         return ERR_NOTFOUND;

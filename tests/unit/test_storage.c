@@ -34,7 +34,7 @@ static char tdir[64];
 
 /* ---- Failure hook ----------------------------------------------------- */
 
-#define N_FP 8 /* more than the points of enum storage_fp */
+#define N_FP 16 /* more than the points of enum storage_fp */
 
 /* Per point: calls that pass first, then failures to inject. */
 struct fp_plan {
