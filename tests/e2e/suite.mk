@@ -73,3 +73,6 @@ check-crash: deps $(T_SHOALD) $(T_SHOALCTL) $(T_CRASH) $(CRASH_BROKEN_D) \
 	echo "check-crash: no failpoint in the release objects"
 
 EXTRA_CHECKS += check-crash
+
+# The nemesis suite's building blocks: proxy, checkers and their tests.
+include tests/e2e/nemesis/nemesis.mk
