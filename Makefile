@@ -38,9 +38,9 @@ CPPFLAGS += -DSHOAL_VERSION='"$(VERSION)"' -DSHOAL_GITREV='"$(GITREV)"'
 # wildcard so that a new file needs no Makefile change.
 BASE_SRC   = $(wildcard src/base/*.c) $(wildcard wire/*.c)
 CLIENT_SRC = $(wildcard src/client/*.c)
-# raft joins the core when the daemon drives it (the cluster issue); until
-# then tests/sim/suite.mk builds it on its own.
-CORE_DIRS  = loop store storage control ca peer
+# raft is the pure core that src/manager/cluster.c drives; tests/sim/suite.mk
+# also builds it on its own for the simulator and its purity check.
+CORE_DIRS  = loop store storage control ca peer raft
 CORE_SRC   = $(foreach d,$(CORE_DIRS),$(wildcard src/$(d)/*.c))
 MGR_SRC    = $(filter-out src/manager/main.c,$(wildcard src/manager/*.c))
 CTL_SRC    = $(filter-out tools/ctl/main.c,$(wildcard tools/ctl/*.c))

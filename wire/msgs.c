@@ -14,7 +14,9 @@
 
 #define T(x) (&wire_type_##x)
 #define R(type, name, req, rep, kind, write)                               \
-    {WIRE_MSG_##type, name, req, rep, SHOAL_KIND_##kind, write}
+    {WIRE_MSG_##type, name, req, rep, SHOAL_KIND_##kind, write, false}
+#define P(type, name, req, rep)                                            \
+    {WIRE_MSG_##type, name, req, rep, SHOAL_KIND_NONE, false, true}
 
 static const struct wire_msg_info wire_msgs[] = {
     R(HELLO, "hello", T(hello), T(hello_reply), NONE, false),
@@ -76,6 +78,11 @@ static const struct wire_msg_info wire_msgs[] = {
       false),
 
     R(WATCH, "watch", T(watch_request), T(watch_message), NONE, false),
+
+    P(RAFT, "raft", T(raft_message), NULL),
+    P(JOIN, "join", T(join_request), T(join_reply)),
+    P(SNAP_CHUNK, "snap_chunk", T(snap_chunk), NULL),
+    P(SNAP_ACK, "snap_ack", T(snap_ack), NULL),
 };
 
 const struct wire_msg_info *

@@ -76,6 +76,12 @@ enum wire_msg_type {
     WIRE_MSG_LIST_CONFIGS = 74,
 
     WIRE_MSG_WATCH = 80,
+
+    /* Manager to manager only (peer links). */
+    WIRE_MSG_RAFT = 100,
+    WIRE_MSG_JOIN = 101,
+    WIRE_MSG_SNAP_CHUNK = 102,
+    WIRE_MSG_SNAP_ACK = 103,
 };
 
 /* The fixed part of a frame. len counts the bytes after the length
@@ -103,6 +109,7 @@ struct wire_msg_info {
     const struct wire_type *reply;   /* body of a success reply; NULL: empty */
     enum shoal_kind kind;            /* object kind it is about, or NONE */
     bool write;                      /* it changes the store */
+    bool peer;                       /* manager to manager only */
 };
 
 /*

@@ -199,14 +199,18 @@ control_precheck(struct control *c, struct control_out *out)
 void
 control_fill_manager_status(struct control *c, struct shoal_node *n)
 {
+    struct shoal_manager_status *ms = NULL;
+
+    /* The callback sees the stored status (raft id and address) and
+     * adds what only the running manager knows. */
+    if (c->env.manager_status) {
+        c->env.manager_status(c->env.arg, n, &ms);
+    }
     if (n->manager_status) {
         wire_free(&wire_type_manager_status, n->manager_status);
         free(n->manager_status);
-        n->manager_status = NULL;
     }
-    if (c->env.manager_status) {
-        c->env.manager_status(c->env.arg, n, &n->manager_status);
-    }
+    n->manager_status = ms;
 }
 
 int
@@ -433,6 +437,23 @@ control_redact(enum shoal_kind kind, void *obj)
 
 /* Bootstrap. */
 
+/* Copy src (may be NULL or empty) into the empty dst. Returns 0 or
+ * ERR_NOMEM. */
+static int
+bytes_copy(struct shoal_bytes *dst, const struct shoal_bytes *src)
+{
+    if (!src || src->len == 0) {
+        return 0;
+    }
+    dst->data = malloc(src->len);
+    if (!dst->data) {
+        return ERR_NOMEM;
+    }
+    memcpy(dst->data, src->data, src->len);
+    dst->len = src->len;
+    return 0;
+}
+
 static int
 bootstrap_cluster(struct control *c, int64_t now, struct shoal_cluster **out)
 {
@@ -446,7 +467,9 @@ bootstrap_cluster(struct control *c, int64_t now, struct shoal_cluster **out)
     cl->id = str_dup(c->env.cluster_id);
     cl->meta.created_at = now;
     cl->meta.updated_at = now;
-    if (!cl->id || control_cluster_default_spec(&cl->spec) != 0) {
+    if (!cl->id || control_cluster_default_spec(&cl->spec) != 0 ||
+        bytes_copy(&cl->root_ca.ca_cert, c->env.ca_cert) != 0 ||
+        bytes_copy(&cl->root_ca.ca_key, c->env.ca_key) != 0) {
         goto fail;
     }
     rc = control_join_token(cl, cl->id, token);
@@ -472,14 +495,14 @@ fail:
 }
 
 static struct shoal_node *
-bootstrap_node(struct control *c, const char *hostname, int64_t now)
+manager_node(const char *node_id, const char *hostname, int64_t now)
 {
     struct shoal_node *n = calloc(1, sizeof *n);
 
     if (!n) {
         return NULL;
     }
-    n->id = str_dup(c->env.node_id);
+    n->id = str_dup(node_id);
     n->meta.created_at = now;
     n->meta.updated_at = now;
     n->spec.desired_role = SHOAL_ROLE_MANAGER;
@@ -559,7 +582,7 @@ control_bootstrap(struct control *c, const char *hostname,
         goto fail;
     }
     rc = ERR_NOMEM;
-    node = bootstrap_node(c, hostname, now);
+    node = manager_node(c->env.node_id, hostname, now);
     if (!node) {
         goto fail;
     }
@@ -585,4 +608,46 @@ fail:
         free(p);
     }
     return rc;
+}
+
+int
+control_manager_node(struct control *c, const char *node_id,
+                     const char *hostname, uint64_t raft_id,
+                     const char *addr, struct shoal_proposal **out)
+{
+    const struct shoal_node *old = store_get(c->store, SHOAL_KIND_NODE,
+                                             node_id);
+    struct shoal_proposal *p = NULL;
+    enum shoal_action action = SHOAL_ACTION_UPDATE;
+    struct shoal_node *n;
+    int64_t now = time_now_ns();
+    int rc;
+
+    if (old) {
+        n = control_dup(SHOAL_KIND_NODE, old);
+    } else {
+        n = manager_node(node_id, hostname, now);
+        action = SHOAL_ACTION_CREATE;
+    }
+    if (!n) {
+        return ERR_NOMEM;
+    }
+    if (n->manager_status) {
+        wire_free(&wire_type_manager_status, n->manager_status);
+        free(n->manager_status);
+    }
+    n->manager_status = calloc(1, sizeof *n->manager_status);
+    if (!n->manager_status ||
+        !(n->manager_status->addr = str_dup(addr ? addr : ""))) {
+        control_obj_free(SHOAL_KIND_NODE, n);
+        return ERR_NOMEM;
+    }
+    n->manager_status->raft_id = raft_id;
+    n->meta.updated_at = now;
+    rc = proposal_append(&p, action, SHOAL_KIND_NODE, n);
+    if (rc != 0) {
+        return rc;
+    }
+    *out = p;
+    return 0;
 }

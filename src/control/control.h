@@ -34,6 +34,11 @@ struct control_env {
     void (*manager_status)(void *arg, const struct shoal_node *node,
                            struct shoal_manager_status **ms);
     void *arg;
+    /* The root CA's DER certificate and key, for the cluster object that
+     * control_bootstrap() builds (its join tokens pin the certificate);
+     * kept, filled by the time of the call. NULL or empty: none. */
+    const struct shoal_bytes *ca_cert;
+    const struct shoal_bytes *ca_key;
 };
 
 struct control {
@@ -107,11 +112,24 @@ void control_redact(enum shoal_kind kind, void *obj);
 
 /*
  * Build the objects a fresh cluster starts with (the cluster "default"
- * with its join tokens, this manager's node, the "ingress" network) as
+ * with env's root CA and join tokens that pin it, this manager's node,
+ * the "ingress" network) as
  * one proposal. hostname is borrowed. Returns 0 and sets *out (owned), or
  * ERR_NOMEM.
  */
 int control_bootstrap(struct control *c, const char *hostname,
                       struct shoal_proposal **out);
+
+/*
+ * Build a proposal that records a manager member in its node object: the
+ * node node_id is created (a joining manager: hostname, role manager,
+ * accepted, ready) or, when it exists, updated at its current version;
+ * either way its stored manager status becomes raft id raft_id at peer
+ * address addr (borrowed; NULL: empty). Returns 0 and sets *out (owned),
+ * or ERR_NOMEM.
+ */
+int control_manager_node(struct control *c, const char *node_id,
+                         const char *hostname, uint64_t raft_id,
+                         const char *addr, struct shoal_proposal **out);
 
 #endif

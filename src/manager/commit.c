@@ -1,15 +1,15 @@
 /*
  * SPDX-License-Identifier: Apache-2.0
  *
- * commit.c: from a proposal to a durable, applied entry, on one manager.
+ * commit.c: the two ends of the write path, around the Raft core.
  *
- * This is the single-member form of the Raft path: an entry is appended
- * to the log, the log is synced once for every entry of the loop turn
- * (group commit), and only then is each entry applied to the store and
- * its client answered; nothing is acknowledged before it is on disk. The
- * Raft core (a later issue) replaces the middle — who decides that an
- * entry is committed — and keeps both ends. The applied state reaches
- * LMDB in batches; the log below what LMDB holds is then removed.
+ * cluster.c drives the core: a proposal becomes a log entry, the log is
+ * synced once per loop turn (group commit), and the core decides when an
+ * entry is committed. This file holds what happens before and after: the
+ * state database is opened and loaded at startup, each committed entry
+ * is applied to the store in log order and its waiting client answered,
+ * and the applied state reaches LMDB in batches, after which the core is
+ * told that it may compact the log below it.
  */
 #include "manager/manager_int.h"
 
@@ -25,8 +25,6 @@
 
 #define FLUSH_EVERY_ENTRIES 4096
 #define FLUSH_PERIOD_MS 200 /* unless cfg.flush_ms says otherwise */
-#define LMDB_MAP_BYTES (8ull << 30)
-#define COMMIT_RETRY_MS 1000 /* unless m->retry_ms says otherwise */
 
 /* One object changed since the last flush, keyed by kind and id. */
 struct dirty_key {
@@ -35,7 +33,6 @@ struct dirty_key {
     UT_hash_handle hh;
 };
 
-static void commit_sync_cb(struct loop *l, void *arg);
 static void commit_flush_cb(struct loop *l, void *arg);
 
 static uint32_t
@@ -83,6 +80,8 @@ dirty_mark_entry(struct manager *m, uint64_t index)
         const struct store_event *ev = &e->events[i];
 
         dirty_mark(m, ev->kind, wire_object_id(ev->kind, ev->obj));
+        /* A member's address may have changed: links.c looks again. */
+        m->links_dirty |= ev->kind == SHOAL_KIND_NODE;
     }
 }
 
@@ -110,7 +109,24 @@ pending_finish(struct manager *m, struct pending *pd,
 {
     struct conn *c = pd->conn;
 
-    if (c && !c->dead) {
+    if (pd->self_status) {
+        m->self_status_pending = false;
+    }
+    if (pd->join) {
+        join_applied(m, pd->join, v->code, v->message);
+    } else if (pd->pconn) {
+        /* Forwarded by a follower: the answer goes back on its link. */
+        if (control_reply_written(&m->control, v, &pd->out) != 0) {
+            pd->out.code = SHOAL_RESOURCE_EXHAUSTED;
+            snprintf(pd->out.message, sizeof pd->out.message,
+                     "applied, but out of memory for the reply");
+        }
+        if (pd->out.code == SHOAL_OK) {
+            forward_reply_ok(pd->pconn, pd->type, pd->req_id, &pd->out);
+        } else {
+            forward_status(pd->pconn, pd->req_id, &pd->out, NULL);
+        }
+    } else if (c && !c->dead) {
         if (control_reply_written(&m->control, v, &pd->out) != 0) {
             pd->out.code = SHOAL_RESOURCE_EXHAUSTED;
             snprintf(pd->out.message, sizeof pd->out.message,
@@ -136,136 +152,105 @@ pending_finish(struct manager *m, struct pending *pd,
     free(pd);
 }
 
-/*
- * Writes whose sync failed keep waiting: the log keeps their records and
- * writes them again at the next sync, so telling their clients "failed"
- * could be a lie. Only when the manager stops with them still unsynced is
- * their outcome unknown, and the client is told exactly that.
- */
-static void
-commit_drop_unsynced(struct manager *m)
+void
+commit_fail(struct manager *m, struct pending *pd, int code,
+            const char *message)
 {
-    struct pending *pd;
-
-    while ((pd = TAILQ_FIRST(&m->unsynced))) {
-        TAILQ_REMOVE(&m->unsynced, pd, link);
-        pd->out.code = SHOAL_UNAVAILABLE;
-        snprintf(pd->out.message, sizeof pd->out.message,
-                 "the manager stopped while the disk refused this write; "
-                 "its outcome is unknown: read before retrying");
-        if (pd->conn && !pd->conn->dead) {
-            conn_status(pd->conn, pd->req_id, &pd->out);
-        }
-        wire_free(&wire_type_proposal, pd->proposal);
-        free(pd->proposal);
-        control_out_fini(&pd->out);
-        free(pd);
+    if (pd->self_status) {
+        m->self_status_pending = false;
     }
+    if (pd->join) {
+        join_applied(m, pd->join, code, message);
+        pd->join = NULL;
+    }
+    pd->out.code = code;
+    snprintf(pd->out.message, sizeof pd->out.message, "%s", message);
+    if (pd->pconn) {
+        forward_status(pd->pconn, pd->req_id, &pd->out, NULL);
+    } else if (pd->conn && !pd->conn->dead) {
+        conn_status(pd->conn, pd->req_id, &pd->out);
+    }
+    wire_free(&wire_type_proposal, pd->proposal);
+    free(pd->proposal);
+    control_out_fini(&pd->out);
+    free(pd);
 }
 
+/* An entry that reaches the store with nobody waiting for it: decoded
+ * from its bytes. Every replica decodes the same bytes, so one that
+ * cannot must stop rather than skip it and diverge. */
 static void
-commit_retry_cb(struct loop *l, void *arg)
+commit_apply_bytes(struct manager *m, const struct raft_entry *e)
 {
-    (void)l;
-    commit_sync(arg);
-}
+    struct shoal_proposal p = {0};
+    struct store_verdict v;
+    int rc = 0;
 
-/* Apply each waiting entry and answer its client. */
-static void
-commit_answer(struct manager *m)
-{
-    struct pending *pd;
-
-    while ((pd = TAILQ_FIRST(&m->unsynced))) {
-        struct store_verdict v = {0};
-
-        TAILQ_REMOVE(&m->unsynced, pd, link);
-        commit_apply(m, pd->index, pd->proposal, &v);
-        pending_finish(m, pd, &v);
+    switch (e->type) {
+    case RAFT_ENTRY_NORMAL:
+        rc = wire_decode(&wire_type_proposal, &p, e->data, e->len);
+        break;
+    case RAFT_ENTRY_CONFIG:
+        rc = raft_config_decode(e->data, e->len, &m->config);
+        m->links_dirty = true;
+        break;
+    case RAFT_ENTRY_NOOP:
+        break;
     }
+    if (rc != 0) {
+        log_crit("commit", "undecodable committed entry: index=%" PRIu64
+                 " term=%" PRIu64 " type=%d: %s", e->index, e->term,
+                 (int)e->type, err_str(rc));
+        abort();
+    }
+    /* No-op and config entries change no object, but an empty proposal
+     * still moves the applied index, which versions and LMDB follow. */
+    commit_apply(m, e->index, &p, &v);
+    wire_free(&wire_type_proposal, &p);
 }
 
 void
-commit_sync(struct manager *m)
+commit_apply_entry(struct manager *m, const struct raft_entry *e)
 {
-    int rc;
+    struct pending *pd;
 
-    if (TAILQ_EMPTY(&m->unsynced)) {
+    if (e->index <= store_applied(m->store)) {
+        /* Restored into the core from the log's tail (cluster.c) but
+         * already in the state loaded from LMDB. */
         return;
     }
-    FAILPOINT(FAILPOINT_SYNC_START);
-#ifdef SHOAL_BUG_ACK_BEFORE_SYNC
-    /* Deliberately wrong, to show that the crash-point sweep catches it
-     * (tests/e2e/suite.mk builds this variant): every write is applied
-     * and acknowledged before its entry is written and synced. */
-    commit_answer(m);
-#endif
-    rc = wal_sync(m->wal);
-    if (rc != 0) {
-        if (!m->log_failed) {
-            log_err("commit", "log write failed; refusing new writes and "
-                    "retrying: %s", err_str(rc));
-        }
-        m->log_failed = true;
-        m->log_error = rc;
-        loop_timer_start(&m->loop, &m->retry_timer,
-                         m->retry_ms > 0 ? m->retry_ms : COMMIT_RETRY_MS);
-        return;
-    }
-    FAILPOINT(FAILPOINT_SYNC_DONE);
-    if (m->log_failed) {
-        log_notice("commit", "log writes work again: pending=%" PRIu64,
-                   m->last_index - store_applied(m->store));
-        m->log_failed = false;
-    }
 
-    /* Durable: now each entry may take effect and be acknowledged. */
-    commit_answer(m);
+    /* A write waits for the entry with its own index and term. Another
+     * entry at (or past) that index means a new leader replaced it, so it
+     * will never be applied and its client can be told so now. */
+    while ((pd = TAILQ_FIRST(&m->proposed)) && pd->index <= e->index &&
+           !(pd->index == e->index && pd->term == e->term)) {
+        TAILQ_REMOVE(&m->proposed, pd, link);
+        commit_fail(m, pd, SHOAL_UNAVAILABLE,
+                    "leadership changed; the write was not applied");
+    }
+    if (pd && pd->index == e->index) {
+        struct store_verdict v = {0};
+
+        TAILQ_REMOVE(&m->proposed, pd, link);
+        commit_apply(m, e->index, pd->proposal, &v);
+        pending_finish(m, pd, &v);
+    } else {
+        commit_apply_bytes(m, e);
+    }
+    m->applied_term = e->term;
+}
+
+void
+commit_applied(struct manager *m)
+{
     watch_pump_all(m);
-    if (m->last_index - m->flushed_index >= FLUSH_EVERY_ENTRIES) {
+    if (store_applied(m->store) - m->flushed_index >= FLUSH_EVERY_ENTRIES) {
         commit_flush_cb(&m->loop, m);
-    } else if (!m->flush_timer.active) {
+    } else if (!m->flush_timer.active &&
+               store_applied(m->store) > m->flushed_index) {
         loop_timer_start(&m->loop, &m->flush_timer, commit_flush_ms(m));
     }
-}
-
-static void
-commit_sync_cb(struct loop *l, void *arg)
-{
-    (void)l;
-    commit_sync(arg);
-}
-
-int
-commit_propose(struct manager *m, struct pending *pd)
-{
-    struct wire_buf b = {0};
-    uint64_t index = m->last_index + 1;
-    int rc;
-
-    if (m->log_failed) {
-        /* Refused until the log can be written again; the client is told
-         * why, ENOSPC or EIO. */
-        return m->log_error;
-    }
-    rc = wire_encode(&wire_type_proposal, pd->proposal, &b);
-    if (rc == 0 && b.len > WIRE_MAX_BODY) {
-        rc = ERR_TOOBIG;
-    }
-    if (rc == 0) {
-        rc = wal_append_entry(m->wal, index, m->term, b.data, b.len);
-    }
-    wire_buf_fini(&b);
-    if (rc != 0) {
-        return rc;
-    }
-    m->last_index = index;
-    m->stats.proposals++;
-    m->stats.entries_written++;
-    pd->index = index;
-    TAILQ_INSERT_TAIL(&m->unsynced, pd, link);
-    loop_defer(&m->loop, &m->sync_defer);
-    return 0;
 }
 
 /* LMDB. */
@@ -275,10 +260,12 @@ commit_flush_now(struct manager *m)
 {
     struct statedb_meta meta = {
         .applied_index = store_applied(m->store),
-        .applied_term = m->term,
+        .applied_term = m->applied_term,
     };
-    struct statedb_write *ws;
-    struct wire_buf *vals;
+    struct statedb_write *ws = NULL;
+    struct wire_buf *vals = NULL;
+    uint8_t *membership = NULL;
+    uint32_t membership_len = 0;
     struct dirty_key *d;
     struct dirty_key *tmp;
     size_t n = 0;
@@ -286,6 +273,16 @@ commit_flush_now(struct manager *m)
 
     if (m->n_dirty == 0 && m->flushed_index == meta.applied_index) {
         goto compact; /* a compaction that failed is tried again */
+    }
+    /* The membership as of the applied index goes with it: a restart
+     * gives it to the core as the config of its snapshot (paper §7). */
+    if (m->config.n_members > 0) {
+        membership = raft_config_encode(&m->config, &membership_len);
+        if (!membership) {
+            return ERR_NOMEM;
+        }
+        meta.membership = membership;
+        meta.membership_len = membership_len;
     }
     vals = calloc(m->n_dirty + 1, sizeof *vals);
     ws = calloc(m->n_dirty + 1, sizeof *ws);
@@ -319,6 +316,7 @@ out_free:
     }
     free(vals);
     free(ws);
+    free(membership);
     if (rc != 0) {
         return rc;
     }
@@ -332,8 +330,8 @@ out_free:
     FAILPOINT(FAILPOINT_FLUSH_DONE);
 
 compact:
-    /* What LMDB holds need not be replayed: drop those segments. */
-    return wal_compact(m->wal, m->flushed_index);
+    /* What LMDB holds need not be replayed: the core may compact it. */
+    return cluster_compact(m, m->flushed_index);
 }
 
 static void
@@ -398,31 +396,9 @@ commit_load_cb(uint8_t kind, const char *id, const void *value, size_t len,
 }
 
 static int
-commit_replay_cb(uint64_t index, uint64_t term, const void *data, size_t len,
-                 void *arg)
-{
-    struct manager *m = arg;
-    struct shoal_proposal p = {0};
-    struct store_verdict v;
-    int rc;
-
-    rc = wire_decode(&wire_type_proposal, &p, data, len);
-    if (rc != 0) {
-        log_err("commit", "undecodable log entry: index=%" PRIu64, index);
-        return ERR_CORRUPT;
-    }
-    commit_apply(m, index, &p, &v);
-    wire_free(&wire_type_proposal, &p);
-    m->last_index = index;
-    m->term = term;
-    return 0;
-}
-
-static int
-commit_open_log(struct manager *m, uint64_t applied)
+commit_open_log(struct manager *m)
 {
     struct wal_diag diag;
-    struct wal_stats st;
     int rc;
 
     rc = wal_open(&m->wal, m->cfg.state_dir, &m->wal_opts, &diag);
@@ -432,9 +408,6 @@ commit_open_log(struct manager *m, uint64_t applied)
                  diag.file, diag.offset, diag.cut_bytes,
                  diag.reason ? diag.reason : "torn");
     }
-    if (rc == 0) {
-        rc = wal_replay(m->wal, applied, commit_replay_cb, m, &diag);
-    }
     if (rc == ERR_CORRUPT) {
         log_crit("commit", "the log is damaged: file=%s offset=%" PRIu64
                  " reason=\"%s\"", diag.file, diag.offset,
@@ -442,18 +415,10 @@ commit_open_log(struct manager *m, uint64_t applied)
         return rc;
     }
     if (rc != 0) {
-        log_err("commit", "cannot open or replay the log: dir=%s/wal: %s",
+        log_err("commit", "cannot open the log: dir=%s/wal: %s",
                 m->cfg.state_dir, err_str(rc));
-        return rc;
     }
-    wal_get_stats(m->wal, &st);
-    if (st.last_index < applied) {
-        /* A log emptied below the state: appends go on after it. */
-        log_err("commit", "the log ends before the state: log=%" PRIu64
-                " state=%" PRIu64, st.last_index, applied);
-        return ERR_CORRUPT;
-    }
-    return 0;
+    return rc;
 }
 
 int
@@ -462,14 +427,16 @@ commit_open(struct manager *m)
     struct statedb_meta meta = {0};
     int rc;
 
-    m->sync_defer = (struct loop_defer){.cb = commit_sync_cb, .arg = m};
     m->flush_timer = (struct loop_timer){.cb = commit_flush_cb, .arg = m};
-    m->retry_timer = (struct loop_timer){.cb = commit_retry_cb, .arg = m};
-    m->term = 1;
 
-    rc = statedb_open(&m->db, m->cfg.state_dir, LMDB_MAP_BYTES);
+    rc = statedb_open(&m->db, m->cfg.state_dir, COMMIT_MAP_BYTES);
     if (rc == 0) {
         rc = statedb_load(m->db, commit_load_cb, m, &meta);
+    }
+    if (rc == 0 && meta.membership_len > 0) {
+        rc = raft_config_decode(meta.membership,
+                                (uint32_t)meta.membership_len, &m->config);
+        rc = rc == ERR_PROTO ? ERR_CORRUPT : rc;
     }
     if (rc != 0) {
         log_crit("commit", "cannot open the state database: dir=%s/db: %s",
@@ -478,20 +445,83 @@ commit_open(struct manager *m)
     }
     store_set_applied(m->store, meta.applied_index);
     m->flushed_index = meta.applied_index;
-    m->last_index = meta.applied_index;
-    if (meta.applied_term > 0) {
-        m->term = meta.applied_term;
-    }
+    m->applied_term = meta.applied_term;
 
-    rc = commit_open_log(m, meta.applied_index);
+    rc = commit_open_log(m);
     if (rc != 0) {
         return rc;
     }
-    if (m->last_index > meta.applied_index) {
-        log_notice("commit", "replayed the log: from=%" PRIu64 " to=%" PRIu64,
-                   meta.applied_index + 1, m->last_index);
+    /* The core takes it from here: the log after what LMDB holds is
+     * replayed through it, as committed entries. */
+    return cluster_start(m);
+}
+
+void
+commit_install(struct manager *m, struct snap_recv *r,
+               const struct raft_snapshot_meta *meta)
+{
+    struct store_config scfg = {
+        .check = control_check,
+        .check_arg = &m->control,
+    };
+    struct control_env env = m->control.env;
+    struct statedb_meta dm = {0};
+    struct store *old = m->store;
+    struct dirty_key *d;
+    struct dirty_key *tmp;
+    struct pending *pd;
+    struct conn *c;
+    int rc;
+
+    TAILQ_FOREACH(c, &m->conns, link) {
+        watch_end_all(c, SHOAL_UNAVAILABLE, "the state was replaced by a "
+                      "snapshot of the leader; watch again");
     }
-    return 0;
+    while ((pd = TAILQ_FIRST(&m->proposed))) {
+        TAILQ_REMOVE(&m->proposed, pd, link);
+        commit_fail(m, pd, SHOAL_UNAVAILABLE,
+                    "leadership changed; the write was not applied");
+    }
+    loop_timer_stop(&m->loop, &m->flush_timer);
+    HASH_ITER(hh, m->dirty, d, tmp) {
+        HASH_DEL(m->dirty, d);
+        free(d);
+    }
+    m->n_dirty = 0;
+
+    statedb_close(m->db);
+    m->db = NULL;
+    rc = snap_recv_finish(r);
+    if (rc == 0) {
+        rc = statedb_open(&m->db, m->cfg.state_dir, COMMIT_MAP_BYTES);
+    }
+    if (rc == 0) {
+        rc = store_new(&m->store, &scfg);
+    }
+    if (rc == 0) {
+        control_init(&m->control, m->store, &env);
+        rc = statedb_load(m->db, commit_load_cb, m, &dm);
+    }
+    if (rc == 0 && dm.membership_len > 0) {
+        rc = raft_config_decode(dm.membership, (uint32_t)dm.membership_len,
+                                &m->config);
+    } else if (rc == 0) {
+        m->config = meta->config;
+    }
+    if (rc != 0 || dm.applied_index != meta->index) {
+        log_crit("commit", "cannot install the leader's snapshot: index=%"
+                 PRIu64 " state=%" PRIu64 ": %s", meta->index,
+                 dm.applied_index, err_str(rc));
+        abort();
+    }
+    store_free(old);
+    store_set_applied(m->store, dm.applied_index);
+    m->flushed_index = dm.applied_index;
+    m->applied_term = dm.applied_term;
+    m->links_dirty = true;
+    log_notice("commit", "installed the leader's snapshot: index=%" PRIu64
+               " term=%" PRIu64 " objects loaded from it", meta->index,
+               meta->term);
 }
 
 void
@@ -500,12 +530,8 @@ commit_close(struct manager *m)
     struct dirty_key *d;
     struct dirty_key *tmp;
 
-    if (m->wal) {
-        commit_sync(m);
-        loop_defer_cancel(&m->loop, &m->sync_defer);
-        loop_timer_stop(&m->loop, &m->retry_timer);
-        commit_drop_unsynced(m);
-    }
+    /* Whatever was accepted is made durable and answered first. */
+    cluster_quiesce(m);
     if (m->db && m->wal) {
         loop_timer_stop(&m->loop, &m->flush_timer);
         if (commit_flush_now(m) != 0) {
@@ -513,6 +539,7 @@ commit_close(struct manager *m)
                     "every entry and is replayed at the next start");
         }
     }
+    cluster_fini(m);
     HASH_ITER(hh, m->dirty, d, tmp) {
         HASH_DEL(m->dirty, d);
         free(d);

@@ -19,7 +19,10 @@
  * look for to know that the point was reached.
  *
  * SHOAL_TEST_TUNING shrinks what would take too long to reach in a test:
- * `wal_segment_bytes=N,flush_ms=N,retry_ms=N`, any subset.
+ * `wal_segment_bytes=N,flush_ms=N,retry_ms=N,tick_ms=N,election_ticks=N,
+ * log_tail=N`, any subset (the last three: the Raft tick period, the
+ * minimum election timeout in ticks, and the entries kept behind an LMDB
+ * flush, for tests of several managers and snapshot transfers).
  */
 #include "manager/manager_int.h"
 
@@ -227,6 +230,12 @@ fp_parse_tuning(struct manager *m, const char *spec)
             m->cfg.flush_ms = (uint32_t)v;
         } else if (strncmp(s, "retry_ms=", 9) == 0) {
             m->retry_ms = (uint32_t)v;
+        } else if (strncmp(s, "tick_ms=", 8) == 0) {
+            m->tick_ms = (uint32_t)v;
+        } else if (strncmp(s, "election_ticks=", 15) == 0) {
+            m->raft_opts.election_ticks = (unsigned)v;
+        } else if (strncmp(s, "log_tail=", 9) == 0) {
+            m->raft_opts.snapshot_tail = (unsigned)v;
         } else {
             return -EINVAL;
         }

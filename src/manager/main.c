@@ -26,6 +26,7 @@
 #define EX_SOFTWARE_ 70
 #define EX_TEMPFAIL_ 75
 #define EX_NOPERM_ 77
+#define EX_CONFIG_ 78
 
 static const char usage_text[] =
     "Usage: shoald [options]\n"
@@ -46,6 +47,13 @@ static const char usage_text[] =
     "debug\n"
     "                                (default info)\n"
     "      --log-file PATH           log to PATH instead of stderr\n"
+    "      --listen-remote HOST:PORT accept other managers here (TLS 1.3,\n"
+    "                                numeric host; port 0: any free port)\n"
+    "      --advertise-remote HOST:PORT  the address other managers dial\n"
+    "                                (default: the listen address)\n"
+    "      --join HOST:PORT          join the cluster of the manager there\n"
+    "                                (an empty state directory only)\n"
+    "      --join-token TOKEN        the cluster's manager join token\n"
     "  -v, --version                 print the version and exit\n"
     "  -h, --help                    print this help and exit\n"
     "\n"
@@ -53,7 +61,8 @@ static const char usage_text[] =
     "re-reads the log level from DIR/log-level (one level name).\n"
     "\n"
     "Exit status: 0 after a clean stop, 64 usage, 70 failure to start,\n"
-    "75 state directory in use, 77 state directory not private.\n";
+    "75 state directory in use, 77 state directory or keys not private,\n"
+    "78 join refused (wrong or rotated token, or another cluster's CA).\n";
 
 struct options {
     const char *state_dir;
@@ -61,6 +70,10 @@ struct options {
     const char *socket_group;
     const char *hostname;
     const char *log_file;
+    const char *listen_remote;
+    const char *advertise_remote;
+    const char *join;
+    const char *join_token;
 };
 
 static int
@@ -73,6 +86,10 @@ parse_args(int argc, char **argv, struct options *o)
         {"hostname", required_argument, NULL, 'n'},
         {"log-level", required_argument, NULL, 'l'},
         {"log-file", required_argument, NULL, 'f'},
+        {"listen-remote", required_argument, NULL, 'R'},
+        {"advertise-remote", required_argument, NULL, 'A'},
+        {"join", required_argument, NULL, 'J'},
+        {"join-token", required_argument, NULL, 'T'},
         {"version", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -97,6 +114,18 @@ parse_args(int argc, char **argv, struct options *o)
         case 'f':
             o->log_file = optarg;
             break;
+        case 'R':
+            o->listen_remote = optarg;
+            break;
+        case 'A':
+            o->advertise_remote = optarg;
+            break;
+        case 'J':
+            o->join = optarg;
+            break;
+        case 'T':
+            o->join_token = optarg;
+            break;
         case 'l':
             if (log_level_parse(optarg, &level) != 0) {
                 fprintf(stderr, "shoald: unknown log level '%s'\n", optarg);
@@ -119,6 +148,15 @@ parse_args(int argc, char **argv, struct options *o)
     }
     if (optind < argc) {
         fprintf(stderr, "shoald: unexpected argument '%s'\n", argv[optind]);
+        return EX_USAGE_;
+    }
+    if (!o->join != !o->join_token) {
+        fprintf(stderr, "shoald: --join and --join-token go together\n");
+        return EX_USAGE_;
+    }
+    if ((o->join || o->advertise_remote) && !o->listen_remote) {
+        fprintf(stderr, "shoald: --join and --advertise-remote need "
+                "--listen-remote\n");
         return EX_USAGE_;
     }
     return 0;
@@ -241,11 +279,19 @@ main(int argc, char **argv)
     cfg.socket_group = o.socket_group;
     cfg.hostname = o.hostname;
     cfg.log_file = o.log_file;
+    cfg.listen_remote = o.listen_remote;
+    cfg.advertise_remote = o.advertise_remote;
+    cfg.join = o.join;
+    cfg.join_token = o.join_token;
     rc = manager_open(&m, &cfg);
     if (rc != 0) {
         fprintf(stderr, "shoald: cannot start: %s\n", err_str(rc));
         free(default_socket);
-        return EX_SOFTWARE_;
+        /* Keys others may read: the state is not private. */
+        if (rc == -EPERM) {
+            return EX_NOPERM_;
+        }
+        return rc == ERR_JOIN_REFUSED ? EX_CONFIG_ : EX_SOFTWARE_;
     }
     rc = manager_run(m);
     manager_close(m);

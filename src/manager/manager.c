@@ -24,6 +24,8 @@
 
 #include "base/base.h"
 
+#define AWAIT_VOTER_MS 60000 /* a joined manager's wait to vote */
+
 /* The node id survives restarts in a small file of the state directory. */
 static int
 manager_node_id(struct manager *m)
@@ -72,26 +74,43 @@ manager_find_cluster_cb(const void *obj, void *arg)
     return 1;
 }
 
-/* Fill the manager status of our own node: one manager, the leader. */
+/* Fill the manager status of a node at read time: the raft id and peer
+ * address stored in its node object (ours: what we run with), and what
+ * only this manager knows, the leader and whether it reaches it. */
 static void
 manager_status_cb(void *arg, const struct shoal_node *node,
                   struct shoal_manager_status **ms)
 {
     struct manager *m = arg;
     struct shoal_manager_status *s;
+    bool self = strcmp(node->id, m->node_id) == 0;
+    uint64_t id;
+    const char *addr;
 
     *ms = NULL;
-    if (strcmp(node->id, m->node_id) != 0) {
+    if (self) {
+        id = m->raft_id;
+        addr = m->advertise[0] ? m->advertise : m->cfg.control_socket;
+    } else if (node->manager_status) {
+        id = node->manager_status->raft_id;
+        addr = node->manager_status->addr;
+    } else {
         return;
     }
     s = calloc(1, sizeof *s);
     if (!s) {
         return;
     }
-    s->raft_id = 1;
-    s->addr = str_dup(m->cfg.control_socket);
-    s->leader = true;
-    s->reachability = SHOAL_REACHABILITY_REACHABLE;
+    s->raft_id = id;
+    s->addr = str_dup(addr ? addr : "");
+    s->leader = id != 0 && m->raft_live && raft_leader(&m->raft) == id;
+    if (!raft_config_find(raft_config(&m->raft), id)) {
+        s->reachability = SHOAL_REACHABILITY_UNKNOWN;
+    } else {
+        s->reachability = links_reachable(m, id)
+                              ? SHOAL_REACHABILITY_REACHABLE
+                              : SHOAL_REACHABILITY_UNREACHABLE;
+    }
     *ms = s;
 }
 
@@ -102,6 +121,9 @@ manager_bootstrap(struct manager *m)
     int rc;
 
     rc = id_new(m->cluster_id);
+    if (rc == 0) {
+        rc = identity_create(m);
+    }
     if (rc != 0) {
         return rc;
     }
@@ -112,14 +134,18 @@ manager_bootstrap(struct manager *m)
     pd->internal = true;
     rc = control_bootstrap(&m->control, m->cfg.hostname, &pd->proposal);
     if (rc == 0) {
-        rc = commit_propose(m, pd);
+        rc = cluster_propose(m, pd);
     }
     if (rc != 0) {
+        if (pd->proposal) {
+            wire_free(&wire_type_proposal, pd->proposal);
+            free(pd->proposal);
+        }
         free(pd);
         return rc;
     }
     /* Applied before the socket opens: no client sees an empty cluster. */
-    commit_sync(m);
+    cluster_drive(m);
     if (store_count(m->store, SHOAL_KIND_CLUSTER) == 0) {
         return m->log_failed ? -EIO : ERR_BADSTATE;
     }
@@ -202,6 +228,90 @@ manager_signals(struct manager *m)
     return loop_io_start(&m->loop, &m->signal_io);
 }
 
+/*
+ * Before the state is opened: a manager asked to join an empty state
+ * directory joins now (join.c); one that joined before says so in its
+ * `joined` marker and just starts.
+ */
+static int
+manager_join(struct manager *m)
+{
+    const char *listen = m->cfg.listen_remote;
+    char path[4096];
+    int rc;
+
+    rc = join_marker_read(m);
+    if (rc != 0 || !m->cfg.join) {
+        return rc;
+    }
+    if (m->joined) {
+        log_info("manager", "this manager joined its cluster before; "
+                 "--join is ignored: cluster=%s", m->cluster_id);
+        return 0;
+    }
+    snprintf(path, sizeof path, "%s/%s/ca.crt", m->cfg.state_dir,
+             CA_DIR_NAME);
+    if (access(path, F_OK) == 0) {
+        log_err("manager", "--join needs an empty state directory; this "
+                "one already belongs to a cluster: dir=%s",
+                m->cfg.state_dir);
+        return ERR_BADSTATE;
+    }
+    if (m->cfg.advertise_remote) {
+        snprintf(m->advertise, sizeof m->advertise, "%s",
+                 m->cfg.advertise_remote);
+    } else if (strlen(listen) > 2 &&
+               strcmp(listen + strlen(listen) - 2, ":0") != 0) {
+        snprintf(m->advertise, sizeof m->advertise, "%s", listen);
+    } else {
+        log_err("manager", "--join needs a fixed --listen-remote port or "
+                "an --advertise-remote address: the others must know it "
+                "before this manager listens");
+        return ERR_BADSTATE;
+    }
+    rc = cluster_raft_id(m);
+    if (rc == 0) {
+        rc = join_run(m);
+    }
+    m->await_voter = rc == 0;
+    return rc;
+}
+
+static void
+manager_await_cb(struct loop *l, void *arg)
+{
+    struct manager *m = arg;
+
+    log_warn("manager", "not a voter yet after %d s; serving anyway, the "
+             "leader goes on catching this manager up",
+             AWAIT_VOTER_MS / 1000);
+    m->await_voter = false;
+    loop_stop(l);
+}
+
+/*
+ * A manager that just joined is ready once it votes: the leader has
+ * caught it up and promoted it (thesis §4.2.1), so a tool or test that
+ * waits for readiness finds a cluster whose quorum counts it.
+ */
+static int
+manager_await_voter(struct manager *m)
+{
+    struct loop_timer t = {.cb = manager_await_cb, .arg = m};
+    int rc;
+
+    if (!m->await_voter || cluster_is_voter(m)) {
+        m->await_voter = false;
+        return 0;
+    }
+    log_info("manager", "waiting to be caught up and made a voter");
+    loop_timer_start(&m->loop, &t, AWAIT_VOTER_MS);
+    rc = loop_run(&m->loop);
+    loop_timer_stop(&m->loop, &t);
+    m->await_voter = false;
+    return rc;
+}
+
 static int
 manager_start(struct manager *m)
 {
@@ -214,6 +324,8 @@ manager_start(struct manager *m)
         .cluster_id = m->cluster_id,
         .manager_status = manager_status_cb,
         .arg = m,
+        .ca_cert = &m->ca_cert_der,
+        .ca_key = &m->ca_key_der,
     };
     struct store_query all = {.by = STORE_BY_ALL};
     int rc;
@@ -229,17 +341,43 @@ manager_start(struct manager *m)
         return rc;
     }
     control_init(&m->control, m->store, &env);
+    rc = manager_join(m);
+    if (rc != 0) {
+        return rc;
+    }
     rc = commit_open(m);
     if (rc != 0) {
         return rc;
     }
     store_find(m->store, SHOAL_KIND_CLUSTER, &all, manager_find_cluster_cb,
                m);
+    if (m->cluster_id[0] == '\0' && m->joined) {
+        /* Cannot happen: the marker carries the cluster id. */
+        return ERR_CORRUPT;
+    }
     if (m->cluster_id[0] == '\0') {
         rc = manager_bootstrap(m);
         if (rc != 0) {
             log_err("manager", "cannot initialise the cluster: %s",
                     err_str(rc));
+            return rc;
+        }
+    } else {
+        rc = identity_load(m);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    if (m->cfg.listen_remote) {
+        rc = links_listen(m);
+        if (rc != 0) {
+            return rc;
+        }
+        /* Dial the members, and record our own address if we lead. */
+        m->links_dirty = true;
+        cluster_drive(m);
+        rc = manager_await_voter(m);
+        if (rc != 0) {
             return rc;
         }
     }
@@ -266,7 +404,13 @@ manager_open(struct manager **out, const struct manager_config *cfg)
     m->signal_fd = -1;
     TAILQ_INIT(&m->conns);
     TAILQ_INIT(&m->dead_conns);
-    TAILQ_INIT(&m->unsynced);
+    TAILQ_INIT(&m->proposed);
+    TAILQ_INIT(&m->links_in);
+    TAILQ_INIT(&m->join_waits);
+    TAILQ_INIT(&m->fwd_waiting);
+    TAILQ_INIT(&m->fwd_sent);
+    TAILQ_INIT(&m->reads);
+    TAILQ_INIT(&m->snap_outs);
 #ifdef SHOAL_TEST_BUILD
     /* Before the log is opened: its recovery has failpoints too. */
     rc = failpoint_init(m);
@@ -303,6 +447,9 @@ manager_run(struct manager *m)
 
     sd_notify(0, "STOPPING=1");
     /* Whatever was accepted is made durable and answered before exit. */
+    forward_fini(m);
+    reads_fini(m);
+    snapshot_fini(m);
     commit_close(m);
     server_stop(m);
     log_notice("manager", "stopped: applied=%" PRIu64,
@@ -316,13 +463,19 @@ manager_close(struct manager *m)
     if (!m) {
         return;
     }
+    forward_fini(m);
+    reads_fini(m);
+    snapshot_fini(m);
     server_stop(m);
     commit_close(m);
+    links_fini(m);
+    join_fini(m);
     if (m->signal_fd >= 0) {
         loop_io_stop(&m->loop, &m->signal_io);
         close(m->signal_fd);
     }
     store_free(m->store);
+    identity_fini(m);
     loop_fini(&m->loop);
     free(m);
 }

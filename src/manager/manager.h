@@ -21,7 +21,16 @@ struct manager_config {
     const char *hostname;       /* of this node, for its node object */
     const char *log_file;       /* NULL: stderr; else reopened on HUP */
     uint32_t flush_ms;          /* LMDB flush period; 0: 200 ms */
+    const char *listen_remote;  /* peer address; NULL: no peers */
+    const char *advertise_remote; /* NULL: listen_remote (its real port
+                                     when that says 0) */
+    const char *join;           /* a manager to join; NULL: none */
+    const char *join_token;     /* with join */
 };
+
+/* manager_open() refuses to join: the token was wrong or rotated, or the
+ * CA there is not the token's. The reason was logged. */
+#define ERR_JOIN_REFUSED (-10900)
 
 /*
  * Open the state under cfg->state_dir (initialising a new cluster when it

@@ -150,32 +150,25 @@ list_view_of(struct shoal_list_reply *r, struct list_view *v)
     return false;
 }
 
-/*
- * Send a list in frames of about LIST_CHUNK_BYTES, each a list_reply over
- * a slice of the one array, all but the last flagged MORE. The slices
- * borrow the array: only the count and the pointer are changed, and put
- * back before returning.
- */
-static void
-conn_reply_list(struct conn *c, uint64_t id, uint16_t type,
-                struct shoal_list_reply *r)
+int
+server_list_slices(struct shoal_list_reply *r, server_list_sink *sink,
+                   void *arg)
 {
     struct list_view v;
     uint8_t *base;
     size_t total;
     size_t start = 0;
+    int rc = 0;
 
     if (!list_view_of(r, &v)) {
-        conn_frame(c, type | WIRE_REPLY, 0, id, &wire_type_list_reply, r);
-        return;
+        return sink(arg, 0, r);
     }
     base = *v.items;
     total = *v.n;
-    while (start < total && !c->dead) {
+    while (start < total && rc == 0) {
         size_t size = wire_type_size(v.type);
         size_t bytes = 0;
         size_t end = start;
-        uint8_t flags;
 
         while (end < total && (end == start || bytes < LIST_CHUNK_BYTES)) {
             bytes += wire_encoded_size(v.type, base + end * size) + 16;
@@ -183,12 +176,44 @@ conn_reply_list(struct conn *c, uint64_t id, uint16_t type,
         }
         *v.items = base + start * size;
         *v.n = end - start;
-        flags = end < total ? WIRE_F_MORE : 0;
-        conn_frame(c, type | WIRE_REPLY, flags, id, &wire_type_list_reply, r);
+        rc = sink(arg, end < total ? WIRE_F_MORE : 0, r);
         start = end;
     }
     *v.items = base;
     *v.n = total;
+    return rc;
+}
+
+struct conn_list_ctx {
+    struct conn *c;
+    uint64_t id;
+    uint16_t type;
+};
+
+static int
+conn_list_sink(void *arg, uint8_t flags, const struct shoal_list_reply *r)
+{
+    struct conn_list_ctx *x = arg;
+
+    if (x->c->dead) {
+        return ERR_CLOSED;
+    }
+    conn_frame(x->c, x->type | WIRE_REPLY, flags, x->id,
+               &wire_type_list_reply, r);
+    return 0;
+}
+
+/*
+ * Send a list in frames of about LIST_CHUNK_BYTES, each a list_reply over
+ * a slice of the one array, all but the last flagged MORE.
+ */
+static void
+conn_reply_list(struct conn *c, uint64_t id, uint16_t type,
+                struct shoal_list_reply *r)
+{
+    struct conn_list_ctx x = {.c = c, .id = id, .type = type};
+
+    (void)server_list_slices(r, conn_list_sink, &x);
 }
 
 void
@@ -341,10 +366,14 @@ server_reap_cb(struct loop *l, void *arg)
 
     (void)l;
     /* Writes still in flight answer nobody once their client is gone. */
-    TAILQ_FOREACH(pd, &m->unsynced, link) {
+    TAILQ_FOREACH(pd, &m->proposed, link) {
         if (pd->conn && pd->conn->dead) {
             pd->conn = NULL;
         }
+    }
+    TAILQ_FOREACH(c, &m->dead_conns, link) {
+        forward_conn_gone(m, c);
+        reads_conn_gone(m, c, NULL);
     }
     while ((c = TAILQ_FIRST(&m->dead_conns))) {
         TAILQ_REMOVE(&m->dead_conns, c, link);
@@ -501,6 +530,23 @@ server_hello(struct conn *c, const struct wire_hdr *h, const uint8_t *body,
         .server_version = SHOAL_VERSION,
         .max_frame_bytes = WIRE_MAX_FRAME,
     };
+    uint64_t leader = m->raft_live ? raft_leader(&m->raft) : 0;
+
+    /* The leader as this manager knows it (PROTOCOL.md section 4): none
+     * during an election; its peer address once there are peers. */
+    if (leader == 0) {
+        reply.leader_id = NULL;
+        reply.leader_addr = NULL;
+    } else if (leader != m->raft_id) {
+        const struct shoal_node *ln = links_node_of(m, leader);
+
+        reply.leader_id = ln ? ln->id : NULL;
+        reply.leader_addr = ln && ln->manager_status
+                                ? ln->manager_status->addr
+                                : NULL;
+    } else if (m->advertise[0]) {
+        reply.leader_addr = m->advertise;
+    }
 
     if (h->type != WIRE_MSG_HELLO || h->id != 0) {
         conn_fail(c, h->id, SHOAL_FAILED_PRECONDITION,
@@ -559,9 +605,10 @@ server_control(struct conn *c, const struct wire_hdr *h,
                const struct wire_msg_info *info, void *req)
 {
     struct manager *m = c->m;
-    struct pending *pd = calloc(1, sizeof *pd);
+    struct pending *pd;
     int rc;
 
+    pd = calloc(1, sizeof *pd);
     if (!pd) {
         conn_status_msg(c, h->id, SHOAL_RESOURCE_EXHAUSTED, "out of memory");
         return;
@@ -584,17 +631,39 @@ server_control(struct conn *c, const struct wire_hdr *h,
     pd->type = h->type;
     pd->proposal = pd->out.proposal;
     pd->out.proposal = NULL;
-    rc = commit_propose(m, pd);
+    rc = cluster_propose(m, pd);
     if (rc != 0) {
-        pd->out.code = m->log_failed ? SHOAL_UNAVAILABLE : SHOAL_INTERNAL;
-        snprintf(pd->out.message, sizeof pd->out.message,
-                 "the write could not be logged: %s", err_str(rc));
+        cluster_refusal(m, rc, &pd->out);
         conn_status(c, h->id, &pd->out);
         wire_free(&wire_type_proposal, pd->proposal);
         free(pd->proposal);
         control_out_fini(&pd->out);
         free(pd);
     }
+}
+
+void
+server_request(struct conn *c, uint16_t type, uint64_t id,
+               const uint8_t *body, size_t len)
+{
+    const struct wire_msg_info *info = wire_msg_info(type);
+    struct wire_hdr h = {.type = type, .id = id};
+    void *req;
+
+    req = calloc(1, wire_type_size(info->request));
+    if (!req) {
+        conn_status_msg(c, id, SHOAL_RESOURCE_EXHAUSTED, "out of memory");
+        return;
+    }
+    if (wire_decode(info->request, req, body, len) != 0) {
+        conn_status_msg(c, id, SHOAL_INVALID_ARGUMENT,
+                        "malformed request body");
+        free(req);
+        return;
+    }
+    server_control(c, &h, info, req);
+    wire_free(info->request, req);
+    free(req);
 }
 
 static void
@@ -637,6 +706,12 @@ server_dispatch(struct conn *c, const struct wire_hdr *h,
                         "unknown message type");
         return;
     }
+    if (info->peer) {
+        conn_status_msg(c, h->id, SHOAL_PERMISSION_DENIED,
+                        "a message between managers, not for the local "
+                        "socket");
+        return;
+    }
 
     req = calloc(1, wire_type_size(info->request));
     if (!req) {
@@ -651,6 +726,21 @@ server_dispatch(struct conn *c, const struct wire_hdr *h,
     }
     if (h->type == WIRE_MSG_WATCH) {
         watch_start(c, h->id, req);
+        return;
+    }
+    if (c->m->net_live && !cluster_is_leader(c->m)) {
+        /* Only the leader decides a write or answers a linearizable
+         * read: the request goes there (forward.c). */
+        forward_request(c->m, c, h, body, len);
+        wire_free(info->request, req);
+        free(req);
+        return;
+    }
+    if (!info->write && reads_needed(c->m)) {
+        /* A leader with other voters confirms it still leads first. */
+        reads_start(c->m, c, NULL, h->type, h->id, body, len);
+        wire_free(info->request, req);
+        free(req);
         return;
     }
     server_control(c, h, info, req);

@@ -5,11 +5,11 @@
 #                      etcd-server, etcd-client, golang-go,
 #                      golang-etcd-server-dev, gnuplot-nox, jq and python3
 #                      when missing; writes bench/results/*.json, the
-#                      plots and bench/RESULTS.md (about 15 minutes)
-#   make bench-smoke   the harness runs against shoald and the echo
-#                      server for a few seconds and writes well-formed
-#                      JSON; no speed is asserted, no etcd or Go needed
-#                      (part of make test)
+#                      plots and bench/RESULTS.md (about 20 minutes)
+#   make bench-smoke   the harness runs against shoald, the echo server
+#                      and 3 managers for a few seconds and writes
+#                      well-formed JSON; no speed is asserted, no etcd
+#                      or Go needed (part of make test)
 
 BENCH_PKGS  = etcd-server etcd-client golang-go golang-etcd-server-dev \
               gnuplot-nox jq python3
@@ -41,6 +41,12 @@ bench: bench-deps $(SHOALBENCH) $(SHOALD) $(SHOALCTL) $(BENCH_ETCD)
 # then the JSON is checked for its shape and for the runs having run.
 SMOKE_ARGS = --spawn --shoald $(CURDIR)/$(T_SHOALD) --duration 0.5 \
              --warmup 0.2 --fsync-probe 0.2 --state-dir $(CURDIR)/$(SMOKE_DIR)
+# Three managers (issue #4), writes through the leader for a second, the
+# clients on 2 epoll threads: that the cluster starts, is loaded and is
+# stopped, never how fast.
+CLUSTER_ARGS = --cluster 3 --shoald $(CURDIR)/$(T_SHOALD) -w write -c 4 \
+               --client-threads 2 --duration 1 --warmup 0.3 --fsync-probe 0 \
+               --state-dir $(CURDIR)/$(SMOKE_DIR)
 SMOKE_JQ   = (.runs | length) == $(1) and all(.runs[]; .ok and .ops > 0) \
              and (.machine.cores > 0) and (.command | length > 0) \
              and all(.runs[]; .latency_us.p99 >= .latency_us.p50)
@@ -59,9 +65,12 @@ bench-smoke: bench-smoke-deps $(T_BENCH) $(T_SHOALD)
 	    $(SMOKE_DIR)/write.json >/dev/null
 	@jq -e '$(call SMOKE_JQ,1) and .runs[0].watch.delivered > 0' \
 	    $(SMOKE_DIR)/watch.json >/dev/null
-	@$(T_BENCH) --cluster 3 >/dev/null 2>&1; test $$? = 3
+	$(T_BENCH) $(CLUSTER_ARGS) --json $(SMOKE_DIR)/cluster.json
+	@jq -e '$(call SMOKE_JQ,1) and .managers == 3' \
+	    $(SMOKE_DIR)/cluster.json >/dev/null
+	@$(T_BENCH) --spawn -w failover >/dev/null 2>&1; test $$? = 2
 	@$(T_BENCH) --no-such-option >/dev/null 2>&1; test $$? = 2
-	@$(T_BENCH) --help | grep -q -- --etcd-cluster
+	@$(T_BENCH) --help | grep -q -- --forward-op
 	@echo "bench-smoke: ok (harness ran, JSON well-formed)"
 
 EXTRA_CHECKS += bench-smoke

@@ -23,21 +23,25 @@ CRASH_ENV        = SHOALD=$(CURDIR)/$(T_SHOALD) \
 CRASH_BROKEN_POINTS = wal_write
 # Release objects in which no failpoint symbol may appear.
 CRASH_REL_OBJS   = $(call obj,$(BUILD),src/manager/failpoint.c \
-                     src/manager/commit.c src/manager/manager.c \
+                     src/manager/commit.c src/manager/cluster.c \
+                     src/manager/manager.c \
                      src/storage/storage_util.c src/storage/wal.c \
                      src/storage/statedb.c)
 
-# Only commit.c differs: the rest is the test build's objects, so the
-# variant costs one compile and one link.
-$(CRASH_BROKEN)/commit.o: src/manager/commit.c
+# Only commit.c and cluster.c differ: the rest is the test build's
+# objects, so the variant costs two compiles and one link.
+CRASH_BUG_SRC    = src/manager/commit.c src/manager/cluster.c
+
+$(CRASH_BROKEN)/%.o: src/manager/%.c
 	@mkdir -p $(dir $@)
 	$(if $(Q),@echo "  CC-BRK  $<")
 	$(Q)$(CC) $(CPPFLAGS) -DSHOAL_TEST_BUILD -DSHOAL_BUG_ACK_BEFORE_SYNC \
 	    $(CFLAGS) $(SAN) -c -o $@ $<
 
-$(CRASH_BROKEN_D): $(CRASH_BROKEN)/commit.o \
+$(CRASH_BROKEN_D): $(patsubst src/manager/%.c,$(CRASH_BROKEN)/%.o,\
+                     $(CRASH_BUG_SRC)) \
         $(call obj,$(TBUILD),src/manager/main.c \
-            $(filter-out src/manager/commit.c,$(CORE_SRC) $(MGR_SRC))) \
+            $(filter-out $(CRASH_BUG_SRC),$(CORE_SRC) $(MGR_SRC))) \
         $(T_LIBSHOAL)
 	$(if $(Q),@echo "  LD      $@")
 	$(Q)$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(LDLIBS)

@@ -695,9 +695,10 @@ ParameterizedTestParameters(e2e_crash, crash_point)
         /*
          * After the preload the active segment is over the tuned size,
          * so the first sync rotates: hit 1 of wal_write and wal_fsync is
-         * a batch, hit 2 the new segment's first record, hits 3 to 5
-         * batches again (three batches of at most 32 entries cannot
-         * fill a segment); later hits are either.
+         * a batch (the restart's election: its term and vote), hit 2 the
+         * new segment's first record, hit 3 the new leader's no-op,
+         * hits 4 and 5 batches of the stream (two batches of at most 32
+         * entries cannot fill a segment); later hits are either.
          */
         /* Group commit: before the write, before fdatasync. */
         {SETUP_PRELOAD, {"wal_write:1:crash"}},
@@ -917,19 +918,22 @@ ParameterizedTestParameters(e2e_crash, disk_error)
 {
     static struct fault_case cases[] = {
         /*
-         * Hit 3 is a batch (see crash_point); each retry, every retry_ms
-         * (20), is a hit: 50 hits keep the disk failing for a second,
-         * time enough for the probe on a loaded machine.
+         * Hit 4 is the first batch of the stream (hits 1 to 3 are the
+         * restart's election, rotation and no-op: see crash_point); each
+         * retry, every retry_ms (20), is a hit: 50 hits keep the disk
+         * failing for a second, time enough for the probe on a loaded
+         * machine.
          */
-        {"wal_write:3-52:enospc", true, "No space left on device",
+        {"wal_write:4-53:enospc", true, "No space left on device",
          "log write failed", "log writes work again"},
-        {"wal_fsync:3-52:eio", true, "Input/output error",
+        {"wal_fsync:4-53:eio", true, "Input/output error",
          "log write failed", "log writes work again"},
-        {"wal_write:3-40:eio,wal_cut:1-12:eio", true, "Input/output error",
+        {"wal_write:4-41:eio,wal_cut:1-12:eio", true, "Input/output error",
          "log write failed", "log writes work again"},
-        /* The first rotation's folder sync, then the removal of its
+        /* The folder sync of the first rotation during the stream (the
+         * first of all is the restart's), then the removal of its
          * half-made segment, which the next sync must finish first. */
-        {"wal_dirsync:1-52:enospc", true, "No space left on device",
+        {"wal_dirsync:2-53:enospc", true, "No space left on device",
          "log write failed", "log writes work again"},
         {"wal_create:1-3:enospc", false, "", "wal rotation failed", ""},
         {"db_commit:1-4:enospc", false, "",

@@ -533,6 +533,57 @@ static struct shoal_watch_message golden_watch_event = {
 };
 
 /* One golden frame: the file name, the header, and the body's value. */
+/* Manager to manager: an AppendEntries with a normal entry and a no-op,
+ * a join request (its CSR cut short: the codec does not read it) and the
+ * join reply. */
+static struct shoal_raft_message golden_raft_append = {
+    .type = 4, /* RAFT_MSG_APPEND */
+    .from = 0x1122334455667788ULL,
+    .to = 0x8877665544332211ULL,
+    .term = 7,
+    .index = 41,
+    .log_term = 6,
+    .commit = 40,
+    LIST(entries, raft_entry,
+         {.term = 7, .index = 42, .type = 0,
+          .data = BYTES(0x0a, 0x03, 'a', 'b', 'c')},
+         {.term = 7, .index = 43, .type = 1}),
+};
+
+static struct shoal_join_request golden_join = {
+    .token = "SHOAL-1-0jq83gh746hmmp9qgts55sk3cmwggv4rhxg8hfbih7eg2sltsc-"
+             "1j3w5vjap6tfh71fd80xrp9n7",
+    .csr = BYTES(0x30, 0x81, 0xdd, 0x30, 0x81, 0x83),
+    .node_id = ID_NODE2,
+    .raft_id = 0x0123456789abcdefULL,
+    .addr = "127.0.0.1:4242",
+    .hostname = "manager-2",
+};
+
+static struct shoal_snap_chunk golden_snap_chunk = {
+    .msg = {.type = 8, /* RAFT_MSG_SNAPSHOT */
+            .from = 0x1122334455667788ULL,
+            .to = 0x8877665544332211ULL,
+            .term = 7,
+            .snap_index = 5000,
+            .snap_term = 6,
+            .snap_config = BYTES(0x01, 0x02, 0x03)},
+    .chunk = BYTES('S', 'N', 'A', 'P', 0x00, 0x01),
+};
+
+static struct shoal_snap_ack golden_snap_ack = {
+    .from = 0x8877665544332211ULL,
+    .index = 5000,
+    .term = 6,
+    .next_seq = 3,
+};
+
+static struct shoal_join_reply golden_join_reply = {
+    .cert = BYTES(0x30, 0x82, 0x01, 0x0e, 0x30, 0x81, 0xb5),
+    .cluster_id = ID_CLUSTER,
+    .leader_raft_id = 0x1122334455667788ULL,
+};
+
 struct golden {
     const char *name;
     uint16_t type;
@@ -650,6 +701,13 @@ static const struct golden goldens[] = {
       watch_message, &golden_watch_subscribed),
     G("watch_event", RE(WATCH), WIRE_F_MORE, 0x100000077ULL, watch_message,
       &golden_watch_event),
+
+    G("raft", WIRE_MSG_RAFT, 0, 0, raft_message, &golden_raft_append),
+    G("join", WIRE_MSG_JOIN, 0, 1, join_request, &golden_join),
+    G("join_reply", RE(JOIN), 0, 1, join_reply, &golden_join_reply),
+    G("snap_chunk", WIRE_MSG_SNAP_CHUNK, 0, 0, snap_chunk,
+      &golden_snap_chunk),
+    G("snap_ack", WIRE_MSG_SNAP_ACK, 0, 0, snap_ack, &golden_snap_ack),
 };
 
 /* A whole file: its bytes, or NULL with a failed assertion. */
