@@ -55,7 +55,7 @@ def verdict(ok):
 
 def figures_table(name, d):
     lines = [f"### {name}", "",
-             "`" + " ".join(d["command"]) + "`", "",
+             f"Run {d['date']}: `" + " ".join(d["command"]) + "`", "",
              "| target | workload | clients | depth | round | ops/s | p50 µs "
              "| p90 µs | p99 µs | p99.9 µs | max µs | errors |",
              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
@@ -84,12 +84,43 @@ def figures_table(name, d):
                          f"acknowledged in the window (ack p99 "
                          f"{w['ack_us']['p99']:.0f} µs), {w['delivered']} of "
                          f"{w['expected']} events delivered")
+        if "failover" in r and d["workload"] == "failover":
+            f = r["failover"]
+            un = (f"unavailable {f['unavailable_ms']:.0f} ms"
+                  if f["unavailable_ms"] >= 0 else
+                  "no write sent after the kill acknowledged within the "
+                  f"window ({r['seconds']:.0f} s run; counted as the "
+                  "window in the median)")
+            if f.get("elected_ms", -1) >= 0:
+                un += f" (a new leader named after {f['elected_ms']:.0f} ms)"
+            extra.append(f"- {r['target']} failover round {r['round']}: "
+                         f"killed m{f['killed']} (the leader), {un}, "
+                         f"{f['acked']} writes "
+                         f"acknowledged, {f['failed']} failed, lost "
+                         f"acknowledged writes: **{f['lost']}**")
         if r.get("note"):
             extra.append(f"- {r['target']}: {r['note']}")
+    if d.get("loopback_rtt_us"):
+        extra.append(f"- loopback TCP round trip (200 bytes, median): "
+                     f"{d['loopback_rtt_us']:.1f} µs")
     for q in d.get("ratios", []):
+        if d["workload"] == "failover":
+            continue
         extra.append(f"- ratio {q['a']}/{q['b']} at {q['clients']} clients: "
                      f"median **{q['median']:.3f}** of pairs "
                      + ", ".join(f"{x:.3f}" for x in q["pairs"]))
+        if "p50_diff_median_us" in q and d["workload"] == "forward":
+            extra.append(f"- p50 latency {q['a']} minus {q['b']} at "
+                         f"{q['clients']} clients: median "
+                         f"**{q['p50_diff_median_us']:.1f} µs** of pairs "
+                         + ", ".join(f"{x:.1f}" for x in q["p50_diff_us"]))
+    for f in d.get("failover", []) if isinstance(d.get("failover"),
+                                                  list) else []:
+        extra.append(f"- {f['target']}: {f['rounds_ok']} of {f['rounds']} "
+                     f"rounds done, median unavailability "
+                     f"**{f['unavailable_ms_median']:.0f} ms**, "
+                     f"{f['acked']} acknowledged, {f['failed']} failed, "
+                     f"lost acknowledged writes: **{f['lost']}**")
     return "\n".join(lines + [""] + extra + [""])
 
 
@@ -131,7 +162,10 @@ def plots(res):
              ("latency-etcd.png", "read-etcd1", 1000,
               "Read latency CDF, 1,000 clients: shoal vs etcd (1 member)"),
              ("latency-write.png", "write-etcd1", 1000,
-              "Write latency CDF, 1,000 clients: shoal vs etcd (1 member)")]
+              "Write latency CDF, 1,000 clients: shoal vs etcd (1 member)"),
+             ("latency-write3.png", "cluster-write3", 1000,
+              "Write latency CDF, 1,000 clients: 3 shoal managers vs 3 "
+              "etcd members")]
     for png, name, clients, title in pairs:
         d = res.get(name)
         if not d:
@@ -154,6 +188,19 @@ def plots(res):
         f.write("\n".join(script) + "\n")
     subprocess.run(["gnuplot", os.path.join(tmp, "plot.gp")], check=True)
     return made
+
+
+def stalled(d):
+    """Rounds with no write sent after the kill acknowledged in time."""
+    out = []
+    for tgt in sorted({r["target"] for r in d["runs"]}):
+        n = sum(1 for r in runs(d, tgt)
+                if r.get("failover", {}).get("unavailable_ms", 0) < 0)
+        if n:
+            out.append(f"{n} of {tgt}'s rounds had no write sent after the "
+                       "kill acknowledged within the window, counted as "
+                       "the window")
+    return "; " + "; ".join(out) if out else ""
 
 
 def targets(res):
@@ -182,11 +229,25 @@ def targets(res):
                      "(1,000; etcd 1 member)", f"{q['median']:.2f}×",
                      verdict(q["median"] >= 5) +
                      f" ({q['median'] / 5 * 100:.0f}% of the target)"))
-    e3 = res.get("etcd3-put")
-    e3rate = med_tp(e3, "etcd-3", 1000) if e3 else None
-    rows.append(("Writes on 3 managers ≥ 3× etcd's 3-member puts "
-                 f"(etcd-3 here: {fmt(e3rate)}/s, so ≥ {fmt(3 * e3rate if e3rate else None)}/s)",
-                 "not yet measurable", "needs a cluster (issue #4)"))
+    d = res.get("cluster-write3")
+    q = ratio(d, 1000) if d else None
+    if q:
+        s3, e3 = med_tp(d, "shoal-3", 1000), med_tp(d, "etcd-3", 1000)
+        rows.append(("Writes on 3 managers ≥ 3× etcd's 3-member puts, "
+                     "1,000 clients, interleaved (etcd-3 "
+                     f"{fmt(e3)}/s median, so ≥ {fmt(3 * e3)}/s)",
+                     f"{fmt(s3)}/s median; ratio of pairs "
+                     f"{q['median']:.2f}×",
+                     verdict(q["median"] >= 3) +
+                     f" ({q['median'] / 3 * 100:.0f}% of the target)"))
+        wpf = [r["daemon"]["writes_per_fsync"] for r in runs(d, "shoal-3")
+               if "daemon" in r]
+        if wpf:
+            m = statistics.median(wpf)
+            rows.append(("≥ 20 writes per fdatasync, 3 managers (the "
+                         "leader's counters, same run)",
+                         f"{m:.1f} (at {fmt(s3)} writes/s)",
+                         verdict(m >= 20) + f" ({m / 20 * 100:.0f}%)"))
     d = res.get("write-etcd1")
     if d:
         wpf = [r["daemon"]["writes_per_fsync"] for r in runs(d, "shoal")
@@ -194,8 +255,8 @@ def targets(res):
         tp = med_tp(d, "shoal", 1000)
         if wpf:
             m = statistics.median(wpf)
-            rows.append(("≥ 20 writes per fdatasync (measured on 1 manager, "
-                         "1,000 clients; the target is for 3)",
+            rows.append(("(≥ 20 writes per fdatasync, 1 manager, "
+                         "1,000 clients, for reference)",
                          f"{m:.1f} (at {fmt(tp)} writes/s)",
                          verdict(m >= 20) + f" ({m / 20 * 100:.0f}%)"))
     peak = 0
@@ -218,12 +279,60 @@ def targets(res):
                      f"({fs['p50_us']:.0f} µs) + 1 ms = {bound:.0f} µs",
                      f"{p99:.0f} µs", verdict(p99 <= bound) +
                      f" ({p99 / bound * 100:.0f}% of the bound)"))
-    rows.append(("Forwarded read ≤ 1 loopback RTT + 20%; forwarded writes "
-                 "≥ 70% of leader", "not yet measurable",
-                 "needs a cluster (issue #4)"))
-    rows.append(("Failover: median unavailability ≤ etcd's; no lost "
-                 "acknowledged write", "not yet measurable",
-                 "needs a cluster (issue #4)"))
+    d = res.get("cluster-forward-read")
+    q = ratio(d, 1) if d else None
+    if q:
+        rtt = d.get("loopback_rtt_us") or 0
+        lead = statistics.median(r["latency_us"]["p50"]
+                                 for r in runs(d, "leader", 1))
+        diff = q["p50_diff_median_us"]
+        bound = 1.2 * rtt
+        rows.append(("Forwarded read (1 client) costs ≤ 1 loopback round "
+                     f"trip + 20% over a read on the leader (RTT {rtt:.1f} "
+                     f"µs, so ≤ {bound:.1f} µs more than the leader's p50 "
+                     f"{lead:.1f} µs)",
+                     f"+{diff:.1f} µs (p50, median of pairs); "
+                     f"{diff / rtt:.2f} RTT" if rtt else f"+{diff:.1f} µs",
+                     verdict(diff <= bound) +
+                     f" ({diff - bound:+.1f} µs against the bound; read as "
+                     f"≤ RTT + 20% of the leader's read, ≤ "
+                     f"{rtt + 0.2 * lead:.1f} µs: "
+                     f"{'met' if diff <= rtt + 0.2 * lead else 'not met'})"))
+    d = res.get("cluster-forward-write")
+    for c in (1000, 64):
+        q = ratio(d, c) if d else None
+        if q:
+            rows.append((f"Forwarded writes ≥ 70% of writes through the "
+                         f"leader ({c} clients, interleaved)",
+                         f"{q['median'] * 100:.0f}% (follower "
+                         f"{fmt(med_tp(d, 'follower', c))}/s, leader "
+                         f"{fmt(med_tp(d, 'leader', c))}/s)",
+                         verdict(q["median"] >= 0.7) +
+                         f" ({(q['median'] - 0.7) * 100:+.0f} points)"))
+    d = res.get("cluster-failover")
+    if d and isinstance(d.get("failover"), list):
+        fo = {f["target"]: f for f in d["failover"]}
+        s3, e3 = fo.get("shoal-3"), fo.get("etcd-3")
+        if s3 and e3:
+            share = e3["unavailable_ms_median"] / 100
+            ok = (0 <= s3["unavailable_ms_median"] <=
+                  e3["unavailable_ms_median"] and s3["lost"] == 0 and
+                  s3["rounds_ok"] == s3["rounds"])
+            rows.append(("Failover, same election timeout (shoal 0.5–1 s; "
+                         "etcd heartbeat 50 ms, election 500 ms), 16 "
+                         "clients: median unavailability ≤ etcd's; no lost "
+                         "acknowledged write",
+                         f"shoal {s3['unavailable_ms_median']:.0f} ms, etcd "
+                         f"{e3['unavailable_ms_median']:.0f} ms (medians of "
+                         f"{s3['rounds']} rounds each, interleaved); lost "
+                         f"acknowledged writes: shoal {s3['lost']} of "
+                         f"{s3['acked']}, etcd {e3['lost']} of "
+                         f"{e3['acked']}; failed writes: shoal "
+                         f"{s3['failed']}, etcd {e3['failed']}"
+                         + stalled(d),
+                         verdict(ok) +
+                         f" ({s3['unavailable_ms_median'] / share:.0f}% "
+                         "of etcd's)"))
     d = res.get("watch")
     if d:
         for r in runs(d, "shoal"):
@@ -258,10 +367,19 @@ def reproduction(res):
                "about 15,000"),
               ("read-etcd1", "etcd-1", 1000, "1 member, 1,000 clients, "
                "linearizable range", "8,000–10,000")]
+    checks.insert(1, ("cluster-write3", "etcd-3", 1000, "3 members, 1,000 "
+                      "clients / 100 conns, put (cluster run, interleaved "
+                      "with shoal)", "9,000–12,000"))
     for name, tgt, c, what, issue in checks:
         if name in res:
             rows.append(f"| {what} | {fmt(med_tp(res[name], tgt, c))} "
                         f"| {issue} |")
+    d = res.get("cluster-failover-etcd-defaults")
+    if d and isinstance(d.get("failover"), list) and d["failover"]:
+        f = d["failover"][0]
+        rows.append(f"| 3 members, failover with etcd's defaults (heartbeat "
+                    f"100 ms, election 1 s), median unavailability (ms) | "
+                    f"{fmt(f['unavailable_ms_median'])} | 1,000–2,300 |")
     return "\n".join(["| etcd run | here (ops/s, median) | issue #5 says |",
                       "|---|---:|---:|"] + rows)
 
@@ -272,6 +390,26 @@ def versions(res):
         for k, x in d["versions"].items():
             v.setdefault("etcd" if k.startswith("etcd") else k, x)
     return ", ".join(f"{k} {x}" for k, x in sorted(v.items()))
+
+
+def cluster_machine(res, m):
+    d = res.get("cluster-write3") or res.get("cluster-failover")
+    if not d:
+        return "- cluster runs: not run"
+    c = d["machine"]
+    fs = c.get("fdatasync", {})
+    same = ("the same machine" if c["kernel"] == m["kernel"] else
+            "a machine of the same kind (kernel build differs: the "
+            "single-manager figures were not re-run on it)")
+    return (f"- machine of the cluster runs: {same}: {c['cores']} cores, "
+            f"{c['cpu']}, {c['memory']}, kernel {c['kernel']}, disk "
+            f"{c['disk']['device']}; its fdatasync probe in that run: "
+            f"{fmt(fs.get('rate'))}/s, p50 {fmt(fs.get('p50_us'))} µs")
+
+
+def cluster_date(res):
+    d = res.get("cluster-write3") or res.get("cluster-failover")
+    return d["date"] if d else "not run"
 
 
 def read_text(name):
@@ -294,18 +432,24 @@ def main():
            "Written by `make bench` (bench/suite.sh, bench/report.py) from "
            "bench/results/*.json. The analysis at the end is bench/NOTES.md.",
            "",
-           f"- date: {any_d['date']}",
+           f"- date: {any_d['date']} (single manager and etcd runs); "
+           f"cluster runs: {cluster_date(res)} (`BENCH_PARTS=cluster`; "
+           "each table below names its run)",
            f"- machine: {m['cores']} cores, {m['cpu']}, {m['memory']}, "
            f"kernel {m['kernel']}",
+           cluster_machine(res, m),
            f"- disk of the state directory: {m['disk']['device']} "
            f"(rotational {m['disk']['rotational']}); fdatasync of 4 KiB "
            f"appends: {fmt(fs.get('rate'))}/s, p50 "
            f"{fmt(fs.get('p50_us'))} µs, p99 {fmt(fs.get('p99_us'))} µs",
            "- load average (1, 5, 15 min) at the start of the suite: "
            f"{read_text('loadavg-start.txt')}, at the end: "
-           f"{read_text('loadavg-end.txt')} (2 cores, shared with other "
-           "engineers' builds and tests: absolute figures are noisy, the "
-           "interleaved ratios less so)",
+           f"{read_text('loadavg-end.txt')}; of the cluster runs "
+           f"(cluster-*, {cluster_date(res)}): "
+           f"{read_text('loadavg-start-cluster.txt')} at the start, "
+           f"{read_text('loadavg-end-cluster.txt')} at the end (2 cores, "
+           "shared with other engineers' builds and tests: absolute figures "
+           "are noisy, the interleaved ratios less so)",
            "- versions: " + versions(res),
            "- reproduce: `make bench` (all of it), or any command line "
            "shown above each table (binaries in build/).", "",
@@ -323,15 +467,7 @@ def main():
         out.append("(not run)")
     out += ["```", "", "## Plots", ""]
     out += [f"![{t}]({p})" for p, t in made]
-    out += ["", "## Not yet measurable", "",
-            "These need several shoal managers (issue #4). shoal-bench has "
-            "the options and refuses them with exit status 3:", "", "```"]
-    try:
-        with open(os.path.join(RES, "not-yet.txt")) as f:
-            out.append(f.read().rstrip())
-    except OSError:
-        pass
-    out += ["```", "", "## Figures", ""]
+    out += ["", "## Figures", ""]
     for name, d in res.items():
         out.append(figures_table(name, d))
     try:

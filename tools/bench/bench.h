@@ -14,6 +14,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <signal.h>
 #include <sys/types.h>
 
 /* Exit codes: a usage error, and a run that cannot be made yet. */
@@ -97,6 +98,8 @@ struct bench_params {
     unsigned watch_conns;
     unsigned rate; /* watch: writes per second */
     bool raw;      /* echo: any reply frame counts, nothing is decoded */
+    unsigned threads; /* > 0: clients share this many threads (epoll),
+                       * depth 1 and not list only; 0: one each */
 };
 
 /* What a run measured. */
@@ -116,6 +119,15 @@ struct bench_result {
     uint64_t proposals;
     uint64_t fsyncs;
     uint64_t entries;
+    /* failover only */
+    bool failover;
+    double unavail_s;  /* from the kill to the first acknowledged write
+                        * sent after it; < 0: none came */
+    double elected_s;  /* from the kill to a survivor naming a new
+                        * leader in its hello; < 0: not seen */
+    uint64_t acked;    /* acknowledged writes, all checked afterwards */
+    uint64_t lost;     /* of those, not found through a survivor */
+    unsigned killed;   /* the manager killed (1..N) */
     char note[256]; /* why a run failed, for the report */
 };
 
@@ -156,6 +168,14 @@ int bench_spawn_shoald(struct bench_proc *p, const char *bin,
                        const char *dir);
 
 /*
+ * bench_spawn_shoald with these extra arguments (NULL-terminated; the
+ * hostname among them), waiting timeout_ms for READY=1.
+ */
+int bench_spawn_shoald_args(struct bench_proc *p, const char *bin,
+                            const char *dir, const char *const *extra,
+                            int timeout_ms);
+
+/*
  * Bind a listening Unix socket at path and fork the echo server on it.
  * Returns 0 or a negative code.
  */
@@ -179,6 +199,18 @@ int bench_spawn_etcd(struct bench_proc *procs, unsigned n, const char *dir,
  */
 int bench_proc_stop(struct bench_proc *p);
 
+/* Kill p with SIGKILL at once and reap it. Returns its wait status. */
+int bench_proc_kill(struct bench_proc *p);
+
+/*
+ * Send sig to every process started here and not yet stopped. Async-
+ * signal-safe: the Ctrl-C handler calls it so that the run ends at once.
+ */
+void bench_kill_all(int sig);
+
+/* Set on SIGINT or SIGTERM: every wait and load loop ends early. */
+extern volatile sig_atomic_t bench_stop;
+
 /* Remove a directory tree. Returns 0 or -errno. */
 int bench_rmtree(const char *dir);
 
@@ -198,6 +230,89 @@ int bench_fsync_probe(const char *dir, double seconds, double *rate,
 int bench_etcd_run(const char *bin, const char *endpoints, unsigned conns,
                    const struct bench_params *p, struct bench_result *r,
                    char *version, size_t cap);
+
+/* N shoal managers on 127.0.0.1, started by shoal-bench itself. */
+#define BENCH_MAX_MANAGERS 9
+
+struct bench_cluster {
+    unsigned n;
+    char bin[4096];     /* shoald */
+    char dir[1024];     /* holds m1/ .. mN/ */
+    char token[256];    /* the manager join token */
+    unsigned port[BENCH_MAX_MANAGERS]; /* peer ports */
+    struct bench_proc procs[BENCH_MAX_MANAGERS];
+    char sock[BENCH_MAX_MANAGERS][1100]; /* control sockets */
+};
+
+/*
+ * Start n managers of binary bin under dir (mK/state, mK/control.sock,
+ * mK/shoald.log): the first makes the cluster, the others join it with
+ * its manager token, one after the other, each ready once it votes.
+ * Returns 0 or a negative code; on failure the started ones are stopped.
+ */
+int bench_cluster_start(struct bench_cluster *c, const char *bin,
+                        const char *dir, unsigned n);
+
+/*
+ * The index (0..n-1) of the leader that every live manager names, waiting
+ * up to timeout_ms for them to agree and for each live manager to be
+ * reachable from it; skip (or -1) is a manager known dead. Returns the
+ * index or -ETIMEDOUT.
+ */
+int bench_cluster_leader(struct bench_cluster *c, int skip, int timeout_ms);
+
+/*
+ * The hello of manager k: its node id and the leader it names ("" during
+ * an election), each in cap bytes. Returns 0 or a negative code.
+ */
+int bench_cluster_hello(const struct bench_cluster *c, unsigned k,
+                        char *node, char *leader, size_t cap);
+
+/* Kill manager k (0..n-1) with SIGKILL. */
+void bench_cluster_kill(struct bench_cluster *c, unsigned k);
+
+/* Start manager k again with its state. Returns 0 or a negative code. */
+int bench_cluster_restart(struct bench_cluster *c, unsigned k);
+
+/* Stop every manager (TERM). */
+void bench_cluster_stop(struct bench_cluster *c);
+
+/*
+ * The failover workload (issue #5): p->clients clients write to every
+ * live manager of c round-robin, reconnecting on failure; after
+ * p->warmup_s the leader is killed with SIGKILL, the stream goes on for
+ * p->duration_s, and every acknowledged write is then read back by id
+ * through the new leader. tag names the objects. Returns 0 with r filled
+ * (r->failover and its fields) or a negative code (r->note).
+ */
+int bench_failover_run(struct bench_cluster *c, const char *tag,
+                       const struct bench_params *p, struct bench_result *r);
+
+/*
+ * The median round trip of a 200-byte message over TCP on 127.0.0.1 in
+ * nanoseconds (ping-pong between two threads, n times). 0 on failure.
+ */
+uint64_t bench_loopback_rtt(unsigned n);
+
+/*
+ * The failover workload against etcd members whose pids are pids
+ * (comma-separated, in the order of endpoints): the driver kills the
+ * leader itself after the warm-up (see tools/bench/etcd/main.go) and
+ * reports r->killed (1..N); the caller reaps and restarts that member.
+ */
+int bench_etcd_failover(const char *bin, const char *endpoints,
+                        unsigned conns, const struct bench_params *p,
+                        const char *pids, const char *tag,
+                        struct bench_result *r, char *version, size_t cap);
+
+/*
+ * Start etcd member i of n again (as bench_spawn_etcd made it, with its
+ * data) and wait until every live member of procs answers /health, at
+ * most 30 s. Returns 0 or a negative code.
+ */
+int bench_etcd_restart(struct bench_proc *procs, unsigned i, unsigned n,
+                       const char *dir, unsigned base_port,
+                       unsigned heartbeat_ms, unsigned election_ms);
 
 /* The workload's name ("read"). */
 const char *bench_workload_name(enum bench_workload w);

@@ -35,6 +35,8 @@ etcd_workload(enum bench_workload w)
         return "mixed";
     case BENCH_W_WATCH:
         return "watch";
+    case BENCH_W_FAILOVER:
+        return "failover";
     default:
         return NULL;
     }
@@ -109,6 +111,20 @@ etcd_parse(const char *out, struct bench_result *r, char *version,
         r->errors += (uint64_t)json_integer_value(v);
     }
     r->codes[0] = r->ops > r->errors ? r->ops - r->errors : 0;
+    if (json_string_value(json_object_get(j, "workload")) &&
+        strcmp(json_string_value(json_object_get(j, "workload")),
+               "failover") == 0) {
+        double ms = json_number_value(json_object_get(j, "unavailable_ms"));
+
+        r->failover = true;
+        r->killed = (unsigned)json_integer_value(json_object_get(j,
+                                                                 "killed")) +
+                    1;
+        r->unavail_s = ms < 0 ? -1 : ms / 1e3;
+        r->elected_s = -1; /* the driver does not watch the election */
+        r->acked = (uint64_t)json_integer_value(json_object_get(j, "acked"));
+        r->lost = (uint64_t)json_integer_value(json_object_get(j, "lost"));
+    }
     etcd_hist(json_object_get(j, "hist"), r->lat);
     etcd_hist(json_object_get(j, "ack_hist"), r->ack);
     snprintf(version, cap, "%s",
@@ -123,10 +139,11 @@ etcd_parse(const char *out, struct bench_result *r, char *version,
     return r->note[0] ? -EIO : 0;
 }
 
-int
-bench_etcd_run(const char *bin, const char *endpoints, unsigned conns,
-               const struct bench_params *p, struct bench_result *r,
-               char *version, size_t cap)
+/* Run the driver; pids and tag are for failover only (else NULL). */
+static int
+etcd_drive(const char *bin, const char *endpoints, unsigned conns,
+           const struct bench_params *p, const char *pids, const char *tag,
+           struct bench_result *r, char *version, size_t cap)
 {
     char a[12][32];
     const char *wl = etcd_workload(p->workload);
@@ -157,8 +174,8 @@ bench_etcd_run(const char *bin, const char *endpoints, unsigned conns,
         execl(bin, bin, "-endpoints", endpoints, "-conns", a[0], "-clients",
               a[1], "-duration", a[2], "-ops", a[3], "-warmup", a[4],
               "-value-bytes", a[5], "-keys", a[6], "-read-ratio", a[7],
-              "-watchers", a[8], "-rate", a[9], "-workload", wl,
-              (char *)NULL);
+              "-watchers", a[8], "-rate", a[9], "-workload", wl, "-pids",
+              pids ? pids : "", "-tag", tag ? tag : "r", (char *)NULL);
         fprintf(stderr, "shoal-bench: cannot run %s: %s\n", bin,
                 strerror(errno));
         _exit(127);
@@ -175,5 +192,31 @@ bench_etcd_run(const char *bin, const char *endpoints, unsigned conns,
     }
     rc = etcd_parse(out, r, version, cap);
     free(out);
+    return rc;
+}
+
+int
+bench_etcd_run(const char *bin, const char *endpoints, unsigned conns,
+               const struct bench_params *p, struct bench_result *r,
+               char *version, size_t cap)
+{
+    if (p->workload == BENCH_W_FAILOVER) {
+        snprintf(r->note, sizeof r->note, "failover needs the members' "
+                 "pids: bench_etcd_failover");
+        return -EINVAL;
+    }
+    return etcd_drive(bin, endpoints, conns, p, NULL, NULL, r, version, cap);
+}
+
+int
+bench_etcd_failover(const char *bin, const char *endpoints, unsigned conns,
+                    const struct bench_params *p, const char *pids,
+                    const char *tag, struct bench_result *r, char *version,
+                    size_t cap)
+{
+    int rc = etcd_drive(bin, endpoints, conns, p, pids, tag, r, version,
+                        cap);
+
+    r->failover = true;
     return rc;
 }

@@ -15,6 +15,7 @@
 #include <getopt.h>
 #include <jansson.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,13 +33,19 @@
 
 enum target_kind { T_SHOAL, T_ECHO, T_ETCD };
 
+/* A target inside the --cluster managers: none, the leader, a follower. */
+enum target_role { R_NONE, R_LEADER, R_FOLLOWER };
+
 struct target {
     enum target_kind kind;
     char name[64];
     char socket[4096]; /* shoal, echo */
     bool spawn;        /* shoal: start a shoald */
+    enum target_role role; /* shoal: a manager of --cluster */
     char endpoints[1024];
     unsigned etcd_n; /* start this many members; 0: use endpoints */
+    char etcd_dir[2048]; /* where they were started */
+    unsigned etcd_base;  /* their first client port */
     struct bench_proc procs[MAX_ETCD];
     char version[64];
 };
@@ -51,6 +58,9 @@ struct opts {
     unsigned n_clients;
     unsigned rounds;
     unsigned cluster;
+    struct bench_cluster *cl; /* started; NULL before */
+    enum bench_workload forward_op;
+    uint64_t rtt_ns; /* forward: loopback round trip */
     const char *shoald;
     const char *state_dir;
     const char *driver;
@@ -89,22 +99,45 @@ static const char usage_text[] =
     "separated)\n"
     "      --etcd-cluster N     start N etcd members on 127.0.0.1 with\n"
     "                           etcd's defaults and stop them after\n"
-    "      --cluster N          N shoal managers: needs a cluster (issue "
-    "#4),\n"
-    "                           not built yet; refused with exit status 3\n"
+    "      --cluster N          start N shoal managers (1..9) on 127.0.0.1\n"
+    "                           in a temporary directory (each with its\n"
+    "                           state and socket; peers on free ports), wait\n"
+    "                           until all vote, load the leader's socket and\n"
+    "                           stop them all after (also on Ctrl-C)\n"
     "\n"
     "Workload:\n"
     "  -w, --workload NAME      read (get one config by id), list (list\n"
     "                           configs with a label filter), write (update\n"
     "                           a config by version), mixed, watch (W\n"
-    "                           watchers, publish-to-delivery latency);\n"
-    "                           forward and failover need a cluster (issue\n"
-    "                           #4) and are refused with exit status 3\n"
+    "                           watchers, publish-to-delivery latency),\n"
+    "                           forward (with --cluster: --forward-op through\n"
+    "                           a follower's socket and the leader's,\n"
+    "                           interleaved; ratio follower/leader pair by\n"
+    "                           pair, and the loopback round trip),\n"
+    "                           failover (with --cluster 3 or more: C\n"
+    "                           clients create configs through every\n"
+    "                           manager round-robin, reconnecting; the\n"
+    "                           leader is killed with SIGKILL after the\n"
+    "                           warm-up; time from the kill to the first\n"
+    "                           acknowledged write sent after it, failed\n"
+    "                           writes by status, then every acknowledged\n"
+    "                           write read back by id through the new\n"
+    "                           leader; the killed manager is restarted\n"
+    "                           between rounds; with --etcd-cluster 3 the\n"
+    "                           same for etcd, interleaved: keys put through\n"
+    "                           every member, read back through survivors)\n"
     "                           (default read)\n"
+    "      --forward-op OP      forward: read, write, list or mixed (default\n"
+    "                           read)\n"
     "  -c, --clients LIST       clients (connections), e.g. 16 or 1,16,64\n"
     "                           (default 16)\n"
     "  -d, --depth D            requests in flight per client (default 1;\n"
     "                           etcd: always 1, as etcd's benchmark tool)\n"
+    "      --client-threads T   shoal and echo, depth 1, not list: the\n"
+    "                           clients share T threads that wait on their\n"
+    "                           connections with epoll (as the etcd driver's\n"
+    "                           goroutines share Go's threads); default 0:\n"
+    "                           one thread per client\n"
     "  -t, --duration SEC       measured seconds (default 5)\n"
     "  -n, --ops N              measure N operations instead of a duration\n"
     "      --warmup SEC         unmeasured seconds before (default 1)\n"
@@ -115,11 +148,11 @@ static const char usage_text[] =
     "      --watch-conns K      watch: connections they share (default 50)\n"
     "      --rate R             watch: writes per second (default 1000)\n"
     "      --rounds R           rounds per client count (default 1, or 3\n"
-    "                           with two targets)\n"
+    "                           with two targets and for failover)\n"
     "\n"
     "Processes and files:\n"
-    "      --shoald PATH        shoald to --spawn (default: beside "
-    "shoal-bench)\n"
+    "      --shoald PATH        shoald to --spawn or --cluster (default:\n"
+    "                           beside shoal-bench)\n"
     "      --etcd-driver PATH   the Go driver (default: shoal-bench-etcd\n"
     "                           beside shoal-bench)\n"
     "      --etcd-conns K       gRPC connections the etcd clients share\n"
@@ -128,7 +161,9 @@ static const char usage_text[] =
     "                           (default 23790; member i uses P + 10 i)\n"
     "      --etcd-heartbeat-ms MS, --etcd-election-ms MS\n"
     "                           timeouts of started members (default "
-    "etcd's)\n"
+    "etcd's;\n"
+    "                           shoal's own: 50 and 500, as etcd draws its\n"
+    "                           timeout in [MS, 2 MS) and shoal in 0.5-1 s)\n"
     "      --state-dir DIR      where the run's temporary directory is made\n"
     "                           (default $TMPDIR, else /var/tmp); the\n"
     "                           fdatasync probe runs there\n"
@@ -141,8 +176,8 @@ static const char usage_text[] =
     "                           and the versions, as JSON\n"
     "  -h, --help               this help\n"
     "\n"
-    "Exit status: 0 all runs done, 1 a run or a target failed, 2 usage,\n"
-    "3 the run needs a cluster of shoal managers (issue #4).\n";
+    "Exit status: 0 all runs done, 1 a run or a target failed (for\n"
+    "failover: also a lost acknowledged write), 2 usage, 130 interrupted.\n";
 
 static void
 usage_error(const char *fmt, const char *arg)
@@ -226,10 +261,13 @@ bench_workload_name(enum bench_workload w)
 }
 
 static void
-parse_clients(struct opts *o, char *s)
+parse_clients(struct opts *o, const char *arg)
 {
-    char *save = NULL, *tok;
+    /* A copy: strtok_r would cut argv, which the JSON report quotes. */
+    static char buf[1024];
+    char *save = NULL, *tok, *s = buf;
 
+    snprintf(buf, sizeof buf, "%s", arg);
     o->n_clients = 0;
     for (tok = strtok_r(s, ",", &save); tok;
          tok = strtok_r(NULL, ",", &save)) {
@@ -247,7 +285,7 @@ enum {
     O_SOCKET = 256, O_SPAWN, O_ECHO, O_ETCD, O_ETCD_CLUSTER, O_CLUSTER,
     O_WARMUP, O_VALUE, O_OBJECTS, O_RATIO, O_WATCHERS, O_WCONNS, O_RATE,
     O_ROUNDS, O_SHOALD, O_DRIVER, O_ECONNS, O_EPORT, O_EHB, O_EEL,
-    O_STATE, O_FSYNC, O_KEEP, O_JSON,
+    O_STATE, O_FSYNC, O_KEEP, O_JSON, O_FWD_OP, O_THREADS,
 };
 
 static const struct option longs[] = {
@@ -280,6 +318,8 @@ static const struct option longs[] = {
     {"fsync-probe", required_argument, NULL, O_FSYNC},
     {"keep", no_argument, NULL, O_KEEP},
     {"json", required_argument, NULL, O_JSON},
+    {"forward-op", required_argument, NULL, O_FWD_OP},
+    {"client-threads", required_argument, NULL, O_THREADS},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -327,6 +367,9 @@ parse_shape(struct opts *o, int ch, char *arg)
     case O_RATE:
         p->rate = parse_uint(arg, "--rate", 1, 1000000);
         return true;
+    case O_THREADS:
+        p->threads = parse_uint(arg, "--client-threads", 0, 20000);
+        return true;
     default:
         return false;
     }
@@ -359,7 +402,19 @@ parse_other(struct opts *o, int ch, char *arg)
         snprintf(t->name, sizeof t->name, "etcd-%u", t->etcd_n);
         break;
     case O_CLUSTER:
-        o->cluster = parse_uint(arg, "--cluster", 1, 9);
+        if (o->cluster) {
+            usage_error("%s", "--cluster given twice");
+        }
+        o->cluster = parse_uint(arg, "--cluster", 1, BENCH_MAX_MANAGERS);
+        snprintf(add_target(o, T_SHOAL, "")->name, sizeof o->t[0].name,
+                 "shoal-%u", o->cluster);
+        o->t[o->n_t - 1].role = R_LEADER;
+        break;
+    case O_FWD_OP:
+        o->forward_op = parse_workload(arg);
+        if (o->forward_op > BENCH_W_MIXED || o->forward_op == BENCH_W_WATCH) {
+            usage_error("bad value for %s", "--forward-op");
+        }
         break;
     case O_ROUNDS:
         o->rounds = parse_uint(arg, "--rounds", 1, 1000);
@@ -401,6 +456,46 @@ parse_other(struct opts *o, int ch, char *arg)
     }
 }
 
+/*
+ * forward and failover need --cluster and no other target. forward makes
+ * the cluster's target two: a follower (A) and the leader (B), so that
+ * the A/B ratio is the follower's share of the leader's figure.
+ */
+static void
+check_cluster(struct opts *o)
+{
+    enum bench_workload w = o->p.workload;
+    struct target *t;
+
+    if (w != BENCH_W_FORWARD && w != BENCH_W_FAILOVER) {
+        return;
+    }
+    if (w == BENCH_W_FAILOVER) {
+        for (unsigned i = 0; i < o->n_t; i++) {
+            unsigned n = o->t[i].role != R_NONE ? o->cluster
+                                                : o->t[i].etcd_n;
+
+            if (n < 3) {
+                usage_error("%s", "failover needs --cluster 3 or more, "
+                                  "or --etcd-cluster 3 or more (a "
+                                  "majority must survive the kill)");
+            }
+        }
+        return;
+    }
+    if (!o->cluster || o->n_t != 1) {
+        usage_error("workload %s needs --cluster N and no other target",
+                    bench_workload_name(w));
+    }
+    if (o->cluster < 2) {
+        usage_error("%s", "forward needs --cluster 2 or more");
+    }
+    snprintf(o->t[0].name, sizeof o->t[0].name, "follower");
+    o->t[0].role = R_FOLLOWER;
+    t = add_target(o, T_SHOAL, "leader");
+    t->role = R_LEADER;
+}
+
 static void
 parse_args(struct opts *o, int argc, char **argv)
 {
@@ -423,12 +518,14 @@ parse_args(struct opts *o, int argc, char **argv)
     if (optind < argc) {
         usage_error("unexpected argument '%s'", argv[optind]);
     }
-    if (o->n_t == 0 && !o->cluster) {
+    if (o->n_t == 0) {
         usage_error("%s", "no target: give --socket, --spawn, --echo, "
-                          "--etcd or --etcd-cluster");
+                          "--etcd, --etcd-cluster or --cluster");
     }
+    check_cluster(o);
     if (!o->rounds) {
-        o->rounds = o->n_t == 2 ? 3 : 1;
+        o->rounds = o->n_t == 2 || o->p.workload == BENCH_W_FAILOVER ? 3
+                                                                     : 1;
     }
 }
 
@@ -464,6 +561,46 @@ shoal_version(struct target *t)
     shoal_close(c);
 }
 
+/*
+ * A target among the --cluster managers: the first such target starts
+ * them all (in sub) and every one takes the socket of its role.
+ */
+static int
+cluster_target_start(struct opts *o, struct target *t, const char *sub)
+{
+    char bin[PATH_MAX];
+    int leader, rc;
+
+    if (!o->cl) {
+        if (o->shoald) {
+            snprintf(bin, sizeof bin, "%s", o->shoald);
+        } else {
+            beside_self(bin, sizeof bin, "shoald");
+        }
+        o->cl = calloc(1, sizeof *o->cl);
+        if (!o->cl) {
+            return -ENOMEM;
+        }
+        rc = bench_cluster_start(o->cl, bin, sub, o->cluster);
+        if (rc != 0) {
+            free(o->cl);
+            o->cl = NULL;
+            return rc;
+        }
+    }
+    leader = bench_cluster_leader(o->cl, -1, 30000);
+    if (leader < 0) {
+        return leader;
+    }
+    snprintf(t->socket, sizeof t->socket, "%s",
+             o->cl->sock[t->role == R_LEADER
+                             ? (unsigned)leader
+                             : ((unsigned)leader + 1) % o->cl->n]);
+    printf("%s: %u managers, leader m%d, %s uses %s\n", t->name,
+           o->cl->n, leader + 1, t->name, t->socket);
+    return 0;
+}
+
 static int
 target_start(struct opts *o, struct target *t, const char *dir,
              unsigned idx)
@@ -475,7 +612,9 @@ target_start(struct opts *o, struct target *t, const char *dir,
     if (mkdir(sub, 0700) != 0) {
         return -errno;
     }
-    if (t->kind == T_SHOAL && t->spawn) {
+    if (t->role != R_NONE) {
+        rc = cluster_target_start(o, t, sub);
+    } else if (t->kind == T_SHOAL && t->spawn) {
         if (o->shoald) {
             snprintf(bin, sizeof bin, "%s", o->shoald);
         } else {
@@ -488,6 +627,8 @@ target_start(struct opts *o, struct target *t, const char *dir,
         rc = bench_spawn_echo(&t->procs[0], t->socket);
         snprintf(t->version, sizeof t->version, "builtin");
     } else if (t->kind == T_ETCD && t->etcd_n) {
+        snprintf(t->etcd_dir, sizeof t->etcd_dir, "%s", sub);
+        t->etcd_base = o->etcd_port + 100 * idx;
         rc = bench_spawn_etcd(t->procs, t->etcd_n, sub,
                               o->etcd_port + 100 * idx, o->etcd_heartbeat_ms,
                               o->etcd_election_ms, t->endpoints,
@@ -500,11 +641,50 @@ target_start(struct opts *o, struct target *t, const char *dir,
 }
 
 static void
-target_stop(struct target *t)
+target_stop(struct opts *o, struct target *t)
 {
+    if (t->role != R_NONE && o->cl) {
+        bench_cluster_stop(o->cl);
+        free(o->cl);
+        o->cl = NULL;
+    }
     for (unsigned i = 0; i < MAX_ETCD; i++) {
         bench_proc_stop(&t->procs[i]);
     }
+}
+
+/* One failover round of started etcd members; restarts the killed one. */
+static int
+etcd_failover(struct opts *o, struct target *t, const char *driver,
+              const struct bench_params *p, struct run *ru, unsigned seq)
+{
+    char pids[256] = "", tag[64];
+    size_t used = 0;
+    unsigned k;
+    int rc, rc2;
+
+    for (unsigned i = 0; i < t->etcd_n; i++) {
+        used += (size_t)snprintf(pids + used, sizeof pids - used, "%s%d",
+                                 i ? "," : "", (int)t->procs[i].pid);
+    }
+    snprintf(tag, sizeof tag, "b%d-r%u", (int)getpid(), seq);
+    rc = bench_etcd_failover(driver, t->endpoints, o->etcd_conns, p, pids,
+                             tag, &ru->r, t->version, sizeof t->version);
+    k = ru->r.killed;
+    if (k < 1 || k > t->etcd_n) {
+        return rc ? rc : -EIO;
+    }
+    /* The driver killed it: reap it, then start it again for the next
+     * round, as the shoal rounds do. */
+    bench_proc_kill(&t->procs[k - 1]);
+    rc2 = bench_etcd_restart(t->procs, k - 1, t->etcd_n, t->etcd_dir,
+                             t->etcd_base, o->etcd_heartbeat_ms,
+                             o->etcd_election_ms);
+    if (rc2 != 0 && !ru->r.note[0]) {
+        snprintf(ru->r.note, sizeof ru->r.note, "etcd member %u did not "
+                 "come back within 30 s", k - 1);
+    }
+    return rc ? rc : rc2;
 }
 
 static int
@@ -524,11 +704,20 @@ run_one(struct opts *o, struct target *t, struct run *ru, unsigned seq)
             beside_self(driver, sizeof driver, "shoal-bench-etcd");
         }
         p.depth = 1;
+        if (p.workload == BENCH_W_FAILOVER) {
+            return etcd_failover(o, t, driver, &p, ru, seq);
+        }
         return bench_etcd_run(driver, t->endpoints, o->etcd_conns, &p,
                               &ru->r, t->version, sizeof t->version);
     }
     p.raw = t->kind == T_ECHO;
     snprintf(tag, sizeof tag, "b%d-r%u", (int)getpid(), seq);
+    if (p.workload == BENCH_W_FAILOVER) {
+        return bench_failover_run(o->cl, tag, &p, &ru->r);
+    }
+    if (p.workload == BENCH_W_FORWARD) {
+        p.workload = o->forward_op;
+    }
     return bench_load_run(t->socket, tag, &p, &ru->r);
 }
 
@@ -575,6 +764,20 @@ print_run(const struct opts *o, const struct run *ru)
                (double)bench_hist_quantile(r->ack, 0.99) / 1e3,
                (unsigned long long)r->delivered,
                (unsigned long long)r->expected);
+    }
+    if (r->failover) {
+        char el[64] = "";
+
+        if (r->elected_s >= 0) {
+            snprintf(el, sizeof el, " (a new leader named after %.1f ms)",
+                     r->elected_s * 1e3);
+        }
+        printf("%-10s failover: killed m%u (the leader); unavailable %.1f "
+               "ms%s; %llu writes acknowledged, %llu failed; lost "
+               "acknowledged writes: %llu\n",
+               t->name, r->killed, r->unavail_s * 1e3, el,
+               (unsigned long long)r->acked, (unsigned long long)r->errors,
+               (unsigned long long)r->lost);
     }
     if (r->have_stats && r->fsyncs) {
         printf("%-10s daemon: %llu proposals, %llu fdatasyncs, %.1f writes "
@@ -663,6 +866,15 @@ json_run(const struct opts *o, const struct run *ru)
                       r->fsyncs ? (double)r->proposals / (double)r->fsyncs
                                 : 0.0));
     }
+    if (r->failover) {
+        json_object_set_new(
+            j, "failover",
+            json_pack("{s:i,s:f,s:f,s:I,s:I,s:I}", "killed",
+                      (int)r->killed, "unavailable_ms", r->unavail_s * 1e3,
+                      "elected_ms", r->elected_s * 1e3, "acked",
+                      (json_int_t)r->acked, "failed", (json_int_t)r->errors,
+                      "lost", (json_int_t)r->lost));
+    }
     if (r->note[0]) {
         json_object_set_new(j, "note", json_string(r->note));
     }
@@ -684,34 +896,53 @@ ratios(const struct opts *o, const struct run *runs, unsigned n_runs,
 {
     json_t *all = json_array();
     double *r = calloc(o->rounds, sizeof *r);
+    double *d = calloc(o->rounds, sizeof *d);
 
-    for (unsigned ci = 0; r && o->n_t == 2 && ci < o->n_clients; ci++) {
-        json_t *pairs = json_array();
+    for (unsigned ci = 0; r && d && o->n_t == 2 && ci < o->n_clients;
+         ci++) {
+        json_t *pairs = json_array(), *diffs = json_array(), *one;
+        double dmed;
         unsigned n = 0;
 
         for (unsigned i = 0; i + 1 < n_runs; i++) {
             if (runs[i].clients == o->clients[ci] && runs[i].target == 0 &&
                 runs[i + 1].target == 1 && throughput(&runs[i + 1]) > 0) {
                 r[n] = throughput(&runs[i]) / throughput(&runs[i + 1]);
+                /* The latency A costs over B, in the same pair. */
+                d[n] = ((double)bench_hist_quantile(runs[i].r.lat, 0.5) -
+                        (double)bench_hist_quantile(runs[i + 1].r.lat,
+                                                    0.5)) /
+                       1e3;
                 json_array_append_new(pairs, json_real(r[n]));
+                json_array_append_new(diffs, json_real(d[n]));
                 n++;
             }
         }
         qsort(r, n, sizeof *r, cmp_double);
+        qsort(d, n, sizeof *d, cmp_double);
+        dmed = n ? (n % 2 ? d[n / 2] : (d[n / 2 - 1] + d[n / 2]) / 2) : 0;
         if (n && print) {
-            printf("ratio %s/%s, %u clients: median %.3f over %u pairs\n",
+            printf("ratio %s/%s, %u clients: median %.3f over %u pairs; "
+                   "p50 latency %s minus %s: median %.1f us\n",
                    o->t[0].name, o->t[1].name, o->clients[ci],
-                   n % 2 ? r[n / 2] : (r[n / 2 - 1] + r[n / 2]) / 2, n);
+                   n % 2 ? r[n / 2] : (r[n / 2 - 1] + r[n / 2]) / 2, n,
+                   o->t[0].name, o->t[1].name, dmed);
         }
-        json_array_append_new(
-            all, json_pack("{s:s,s:s,s:i,s:o,s:f}", "a", o->t[0].name, "b",
-                           o->t[1].name, "clients", (int)o->clients[ci],
-                           "pairs", pairs, "median",
-                           n ? (n % 2 ? r[n / 2]
-                                      : (r[n / 2 - 1] + r[n / 2]) / 2)
-                             : 0.0));
+        one = json_pack("{s:s,s:s,s:i,s:o,s:f,s:o,s:f}", "a", o->t[0].name,
+                        "b", o->t[1].name, "clients", (int)o->clients[ci],
+                        "pairs", pairs, "median",
+                        n ? (n % 2 ? r[n / 2]
+                                   : (r[n / 2 - 1] + r[n / 2]) / 2)
+                          : 0.0,
+                        "p50_diff_us", diffs, "p50_diff_median_us", dmed);
+        if (o->rtt_ns) {
+            json_object_set_new(one, "loopback_rtt_us",
+                                json_real((double)o->rtt_ns / 1e3));
+        }
+        json_array_append_new(all, one);
     }
     free(r);
+    free(d);
     return all;
 }
 
@@ -772,6 +1003,54 @@ json_machine(const char *dir, double fs_rate, const struct bench_hist *fs)
     return j;
 }
 
+/* Failover over the rounds of target ti: median unavailability. */
+static json_t *
+failover_summary(const struct opts *o, unsigned ti, const struct run *runs,
+                 unsigned n_runs, bool print)
+{
+    double *u = calloc(n_runs ? n_runs : 1, sizeof *u), med = -1;
+    uint64_t lost = 0, failed = 0, acked = 0;
+    unsigned n = 0, ok = 0, rounds = 0;
+
+    for (unsigned i = 0; u && i < n_runs; i++) {
+        const struct bench_result *r = &runs[i].r;
+
+        if (runs[i].target != ti) {
+            continue;
+        }
+        rounds++;
+        ok += runs[i].rc == 0;
+        lost += r->lost;
+        failed += r->errors;
+        acked += r->acked;
+        if (runs[i].rc == 0) {
+            /* No write acknowledged after the kill within the window:
+             * the window itself is a lower bound of the outage. */
+            u[n++] = (r->unavail_s >= 0 ? r->unavail_s : o->p.duration_s) *
+                     1e3;
+        }
+    }
+    if (n) {
+        qsort(u, n, sizeof *u, cmp_double);
+        med = n % 2 ? u[n / 2] : (u[n / 2 - 1] + u[n / 2]) / 2;
+    }
+    if (print) {
+        printf("%s failover: %u of %u rounds done; unavailability median "
+               "%.1f ms (min %.1f, max %.1f); %llu writes acknowledged, "
+               "%llu failed; lost acknowledged writes: %llu\n",
+               o->t[ti].name, ok, rounds, med, n ? u[0] : -1.0,
+               n ? u[n - 1] : -1.0,
+               (unsigned long long)acked, (unsigned long long)failed,
+               (unsigned long long)lost);
+    }
+    free(u);
+    return json_pack("{s:s,s:i,s:i,s:f,s:I,s:I,s:I}", "target",
+                     o->t[ti].name, "rounds", (int)rounds, "rounds_ok",
+                     (int)ok, "unavailable_ms_median", med,
+                     "acked", (json_int_t)acked, "failed",
+                     (json_int_t)failed, "lost", (json_int_t)lost);
+}
+
 static int
 write_json(const struct opts *o, int argc, char **argv, json_t *machine,
            const struct run *runs, unsigned n_runs)
@@ -797,30 +1076,52 @@ write_json(const struct opts *o, int argc, char **argv, json_t *machine,
                   date, "machine", machine, "versions", vers, "workload",
                   bench_workload_name(o->p.workload), "runs", arr, "ratios",
                   ratios(o, runs, n_runs, false));
+    if (o->p.workload == BENCH_W_FAILOVER) {
+        json_t *fo = json_array();
+
+        for (unsigned ti = 0; ti < o->n_t; ti++) {
+            json_array_append_new(fo, failover_summary(o, ti, runs, n_runs,
+                                                       false));
+        }
+        json_object_set_new(j, "failover", fo);
+    }
+    if (o->p.workload == BENCH_W_FORWARD) {
+        json_object_set_new(j, "forward_op",
+                            json_string(bench_workload_name(o->forward_op)));
+        json_object_set_new(j, "loopback_rtt_us",
+                            json_real((double)o->rtt_ns / 1e3));
+    }
+    if (o->cluster) {
+        json_object_set_new(j, "managers", json_integer(o->cluster));
+    }
     rc = json_dump_file(j, o->json, JSON_INDENT(1) | JSON_SORT_KEYS);
     json_decref(j);
     return rc;
 }
 
-/* Refuse what needs shoal's cluster: it does not exist yet. */
+/* Set by SIGINT or SIGTERM: no further run starts. */
+static volatile sig_atomic_t interrupted;
+
+/* Stop what the run started at once; main then cleans up and exits. */
 static void
-refuse_cluster(const struct opts *o)
+on_signal(int sig)
 {
-    if (o->cluster) {
-        fprintf(stderr, "shoal-bench: --cluster %u needs a cluster (issue "
-                        "#4): shoal managers do not form a cluster yet, so "
-                        "this figure is not yet measurable\n",
-                o->cluster);
-        exit(BENCH_EXIT_NOT_YET);
-    }
-    if (o->p.workload == BENCH_W_FORWARD ||
-        o->p.workload == BENCH_W_FAILOVER) {
-        fprintf(stderr, "shoal-bench: workload %s needs a cluster (issue "
-                        "#4): there is no follower or leader change on one "
-                        "manager, so this figure is not yet measurable\n",
-                bench_workload_name(o->p.workload));
-        exit(BENCH_EXIT_NOT_YET);
-    }
+    (void)sig;
+    interrupted = 1;
+    bench_stop = 1;
+    bench_kill_all(SIGTERM);
+}
+
+static void
+signals(void)
+{
+    struct sigaction sa = {.sa_handler = on_signal};
+
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    /* A manager killed mid-write must not kill the harness. */
+    signal(SIGPIPE, SIG_IGN);
 }
 
 static void
@@ -842,6 +1143,7 @@ defaults(struct opts *o)
     o->etcd_conns = 100;
     o->etcd_port = 23790;
     o->fsync_s = 2;
+    o->forward_op = BENCH_W_READ;
 }
 
 /* Make the run's directory under --state-dir, $TMPDIR or /var/tmp. */
@@ -867,7 +1169,7 @@ main(int argc, char **argv)
 
     defaults(&o);
     parse_args(&o, argc, argv);
-    refuse_cluster(&o);
+    signals();
     runs = calloc((size_t)o.n_clients * o.rounds * o.n_t, sizeof *runs);
     if (!fs || !runs || make_dir(&o, dir, sizeof dir) != 0) {
         fprintf(stderr, "shoal-bench: cannot make the run directory: %s\n",
@@ -891,9 +1193,15 @@ main(int argc, char **argv)
         }
     }
     print_header();
-    for (unsigned ci = 0; ci < o.n_clients; ci++) {
-        for (unsigned round = 1; round <= o.rounds; round++) {
-            for (unsigned ti = 0; ti < o.n_t; ti++) {
+    if (o.p.workload == BENCH_W_FORWARD) {
+        o.rtt_ns = bench_loopback_rtt(2000);
+        printf("loopback TCP round trip (200 bytes, median): %.1f us\n",
+               (double)o.rtt_ns / 1e3);
+    }
+    for (unsigned ci = 0; ci < o.n_clients && !interrupted; ci++) {
+        for (unsigned round = 1; round <= o.rounds && !interrupted;
+             round++) {
+            for (unsigned ti = 0; ti < o.n_t && !interrupted; ti++) {
                 struct run *ru = &runs[n_runs++];
 
                 ru->target = ti;
@@ -901,12 +1209,22 @@ main(int argc, char **argv)
                 ru->round = round;
                 ru->rc = run_one(&o, &o.t[ti], ru, n_runs);
                 rc = rc ? rc : ru->rc;
+                if (interrupted && !ru->r.note[0]) {
+                    snprintf(ru->r.note, sizeof ru->r.note, "interrupted");
+                }
+                if (ru->r.failover && ru->r.lost) {
+                    rc = rc ? rc : -EIO;
+                }
                 print_run(&o, ru);
             }
         }
     }
     if (o.n_t == 2) {
         json_decref(ratios(&o, runs, n_runs, true));
+    }
+    for (unsigned ti = 0; o.p.workload == BENCH_W_FAILOVER && ti < o.n_t;
+         ti++) {
+        json_decref(failover_summary(&o, ti, runs, n_runs, true));
     }
     if (o.json && write_json(&o, argc, argv, json_machine(dir, fs_rate, fs),
                              runs, n_runs) != 0) {
@@ -915,7 +1233,7 @@ main(int argc, char **argv)
     }
 out_stop:
     for (unsigned i = 0; i < started; i++) {
-        target_stop(&o.t[i]);
+        target_stop(&o, &o.t[i]);
     }
     if (!o.keep) {
         bench_rmtree(dir);
@@ -927,5 +1245,10 @@ out_stop:
     }
     free(runs);
     free(fs);
+    if (interrupted) {
+        fprintf(stderr, "shoal-bench: interrupted; every process it "
+                        "started is stopped\n");
+        return 130;
+    }
     return rc == 0 ? 0 : BENCH_EXIT_FAIL;
 }

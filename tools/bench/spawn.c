@@ -27,6 +27,33 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+/* The processes started and not yet stopped, for bench_kill_all. */
+#define SPAWN_MAX 64
+static volatile pid_t spawn_live[SPAWN_MAX];
+
+volatile sig_atomic_t bench_stop;
+
+static void
+spawn_note(pid_t pid, bool live)
+{
+    for (unsigned i = 0; i < SPAWN_MAX; i++) {
+        if (live ? spawn_live[i] == 0 : spawn_live[i] == pid) {
+            spawn_live[i] = live ? pid : 0;
+            return;
+        }
+    }
+}
+
+void
+bench_kill_all(int sig)
+{
+    for (unsigned i = 0; i < SPAWN_MAX; i++) {
+        if (spawn_live[i] > 0) {
+            kill(spawn_live[i], sig);
+        }
+    }
+}
+
 /* An abstract datagram socket for the daemon's READY=1. */
 static int
 notify_open(char *name, size_t cap)
@@ -69,6 +96,7 @@ notify_wait(int fd, struct bench_proc *p, int timeout_ms)
             }
         }
         if (waitpid(p->pid, &status, WNOHANG) == p->pid) {
+            spawn_note(p->pid, false);
             p->pid = -1;
             return -ECHILD;
         }
@@ -77,15 +105,34 @@ notify_wait(int fd, struct bench_proc *p, int timeout_ms)
 }
 
 int
-bench_spawn_shoald(struct bench_proc *p, const char *bin, const char *dir)
+bench_spawn_shoald_args(struct bench_proc *p, const char *bin,
+                        const char *dir, const char *const *extra,
+                        int timeout_ms)
 {
     char state[4096], sock[4096], logf[4096], notify[64];
+    const char *argv[32];
+    unsigned argc = 0;
     int fd, rc;
 
     snprintf(state, sizeof state, "%s/state", dir);
     snprintf(sock, sizeof sock, "%s/control.sock", dir);
     snprintf(logf, sizeof logf, "%s/shoald.log", dir);
-    snprintf(p->name, sizeof p->name, "shoald");
+    if (!p->name[0]) {
+        snprintf(p->name, sizeof p->name, "shoald");
+    }
+    argv[argc++] = bin;
+    argv[argc++] = "--state-dir";
+    argv[argc++] = state;
+    argv[argc++] = "--control-socket";
+    argv[argc++] = sock;
+    argv[argc++] = "--log-level";
+    argv[argc++] = "warn";
+    argv[argc++] = "--log-file";
+    argv[argc++] = logf;
+    for (unsigned i = 0; extra && extra[i] && argc < 31; i++) {
+        argv[argc++] = extra[i];
+    }
+    argv[argc] = NULL;
     fd = notify_open(notify, sizeof notify);
     if (fd < 0) {
         return fd;
@@ -98,17 +145,24 @@ bench_spawn_shoald(struct bench_proc *p, const char *bin, const char *dir)
     }
     if (p->pid == 0) {
         setenv("NOTIFY_SOCKET", notify, 1);
-        execl(bin, bin, "--state-dir", state, "--control-socket", sock,
-              "--hostname", "bench", "--log-level", "warn", "--log-file",
-              logf, (char *)NULL);
+        execv(bin, (char *const *)argv);
         _exit(127);
     }
-    rc = notify_wait(fd, p, 20000);
+    spawn_note(p->pid, true);
+    rc = notify_wait(fd, p, timeout_ms);
     close(fd);
     if (rc != 0 && p->pid > 0) {
         bench_proc_stop(p);
     }
     return rc;
+}
+
+int
+bench_spawn_shoald(struct bench_proc *p, const char *bin, const char *dir)
+{
+    static const char *const extra[] = {"--hostname", "bench", NULL};
+
+    return bench_spawn_shoald_args(p, bin, dir, extra, 20000);
 }
 
 int
@@ -138,6 +192,9 @@ bench_spawn_echo(struct bench_proc *p, const char *path)
         bench_echo_serve(fd);
     }
     rc = p->pid < 0 ? -errno : 0;
+    if (p->pid > 0) {
+        spawn_note(p->pid, true);
+    }
     close(fd);
     return rc;
 }
@@ -195,7 +252,7 @@ etcd_exec(unsigned i, unsigned n, const char *dir, unsigned base_port,
     }
     snprintf(hb, sizeof hb, "%u", heartbeat_ms ? heartbeat_ms : 100);
     snprintf(el, sizeof el, "%u", election_ms ? election_ms : 1000);
-    fd = open(logf, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    fd = open(logf, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
     if (fd >= 0) {
         dup2(fd, STDOUT_FILENO);
         dup2(fd, STDERR_FILENO);
@@ -226,6 +283,9 @@ bench_spawn_etcd(struct bench_proc *procs, unsigned n, const char *dir,
             etcd_exec(i, n, dir, base_port, heartbeat_ms, election_ms);
             _exit(127);
         }
+        if (procs[i].pid > 0) {
+            spawn_note(procs[i].pid, true);
+        }
         used += (size_t)snprintf(endpoints + used, used < cap ? cap - used : 0,
                                  "%shttp://127.0.0.1:%u", i ? "," : "",
                                  base_port + 10 * i);
@@ -249,6 +309,37 @@ bench_spawn_etcd(struct bench_proc *procs, unsigned n, const char *dir,
 }
 
 int
+bench_etcd_restart(struct bench_proc *procs, unsigned i, unsigned n,
+                   const char *dir, unsigned base_port,
+                   unsigned heartbeat_ms, unsigned election_ms)
+{
+    uint64_t end = bench_now_ns() + 30ull * 1000000000u;
+    unsigned ready = 0;
+
+    procs[i].pid = fork();
+    if (procs[i].pid == 0) {
+        /* The data directory holds the member: the initial-cluster
+         * flags are ignored. */
+        etcd_exec(i, n, dir, base_port, heartbeat_ms, election_ms);
+        _exit(127);
+    }
+    if (procs[i].pid < 0) {
+        return -errno;
+    }
+    spawn_note(procs[i].pid, true);
+    while (ready < n && bench_now_ns() < end && !bench_stop) {
+        ready = 0;
+        for (unsigned k = 0; k < n; k++) {
+            ready += etcd_healthy(base_port + 10 * k);
+        }
+        if (ready < n) {
+            usleep(50000);
+        }
+    }
+    return ready == n ? 0 : -ETIMEDOUT;
+}
+
+int
 bench_proc_stop(struct bench_proc *p)
 {
     uint64_t end;
@@ -267,6 +358,7 @@ bench_proc_stop(struct bench_proc *p)
         }
         usleep(10000);
     }
+    spawn_note(p->pid, false);
     p->pid = -1;
     return status;
 }
@@ -322,4 +414,19 @@ bench_fsync_probe(const char *dir, double seconds, double *rate,
     close(fd);
     unlink(path);
     return rc;
+}
+
+int
+bench_proc_kill(struct bench_proc *p)
+{
+    int status = -1;
+
+    if (p->pid <= 0) {
+        return -1;
+    }
+    kill(p->pid, SIGKILL);
+    waitpid(p->pid, &status, 0);
+    spawn_note(p->pid, false);
+    p->pid = -1;
+    return status;
 }

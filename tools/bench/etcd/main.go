@@ -23,10 +23,12 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"go.etcd.io/etcd/clientv3"
 	"go.etcd.io/etcd/version"
+	"go.uber.org/zap"
 	"google.golang.org/grpc/status"
 )
 
@@ -90,6 +92,12 @@ type report struct {
 	Delivered uint64            `json:"delivered"`
 	Expected  uint64            `json:"expected"`
 	Note      string            `json:"note,omitempty"`
+	// failover only
+	Killed        int     `json:"killed"`
+	UnavailableMs float64 `json:"unavailable_ms"`
+	Acked         uint64  `json:"acked"`
+	Failed        uint64  `json:"failed"`
+	Lost          uint64  `json:"lost"`
 }
 
 type opts struct {
@@ -105,6 +113,8 @@ type opts struct {
 	watchers  int
 	rate      int
 	workload  string
+	pids      []int
+	tag       string
 }
 
 // window is the measured interval and the shared completion count.
@@ -155,6 +165,7 @@ func dial(o *opts) ([]*clientv3.Client, error) {
 		c, err := clientv3.New(clientv3.Config{
 			Endpoints:   o.endpoints,
 			DialTimeout: 10 * time.Second,
+			LogConfig:   quietLog(),
 		})
 		if err != nil {
 			return nil, err
@@ -234,6 +245,156 @@ func load(o *opts, cs []*clientv3.Client, r *report) {
 	wg.Wait()
 	r.Seconds = w.end.Sub(w.start).Seconds()
 	r.Hist = total.pairs()
+}
+
+// quietLog keeps the client library's retry warnings, a few per put
+// while a leader is killed, off shoal-bench's terminal.
+func quietLog() *zap.Config {
+	c := zap.NewProductionConfig()
+	c.Level = zap.NewAtomicLevelAt(zap.ErrorLevel)
+	return &c
+}
+
+// leaderIndex is the index of the endpoint whose member leads.
+func leaderIndex(o *opts, cli *clientv3.Client) (int, error) {
+	for i, ep := range o.endpoints {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		st, err := cli.Status(ctx, ep)
+		cancel()
+		if err == nil && st.Header.MemberId == st.Leader {
+			return i, nil
+		}
+	}
+	return -1, fmt.Errorf("no member says it leads")
+}
+
+// failover is shoal-bench's failover workload against etcd: C clients
+// put new keys through the shared connections (each with every
+// endpoint, so the client library moves to a live member), the leader
+// is killed with SIGKILL after the warm-up, and the stream goes on for
+// the duration. Unavailability runs from the kill to the first
+// acknowledged put sent after it. Each acknowledged key is then read
+// back (linearizable) through the survivors: one missing is lost.
+func failover(o *opts, cs []*clientv3.Client, r *report) {
+	value := strings.Repeat("v", o.valueSize)
+	lead, err := leaderIndex(o, cs[0])
+	if err != nil || lead >= len(o.pids) {
+		r.Note = "leader: " + fmt.Sprint(err)
+		return
+	}
+	r.Killed = lead
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var stop int32
+	var killNs int64 // UnixNano of the kill; 0 before
+	var firstAfter int64
+	total := newHist()
+	acked := make([][]string, o.clients)
+	start := time.Now()
+	for c := 0; c < o.clients; c++ {
+		wg.Add(1)
+		go func(c int) {
+			defer wg.Done()
+			h := newHist()
+			errs := map[string]uint64{}
+			var ops uint64
+			cli := cs[c%len(cs)]
+			for seq := 0; atomic.LoadInt32(&stop) == 0; seq++ {
+				k := fmt.Sprintf("/fo/%s/c%d/%d", o.tag, c, seq)
+				t0 := time.Now()
+				ctx, cancel := context.WithTimeout(context.Background(),
+					10*time.Second)
+				_, err := cli.Put(ctx, k, value)
+				cancel()
+				t1 := time.Now()
+				ops++
+				if err != nil {
+					errs[grpcCode(err)]++
+					continue
+				}
+				h.add(t1.Sub(t0).Nanoseconds())
+				acked[c] = append(acked[c], k)
+				kn := atomic.LoadInt64(&killNs)
+				if kn != 0 && t0.UnixNano() >= kn {
+					mu.Lock()
+					if firstAfter == 0 || t1.UnixNano() < firstAfter {
+						firstAfter = t1.UnixNano()
+					}
+					mu.Unlock()
+				}
+			}
+			mu.Lock()
+			total.merge(h)
+			r.Ops += ops
+			for k, n := range errs {
+				r.Errors[k] += n
+				r.Failed += n
+			}
+			mu.Unlock()
+		}(c)
+	}
+	time.Sleep(o.warmup)
+	kill := time.Now()
+	atomic.StoreInt64(&killNs, kill.UnixNano())
+	syscall.Kill(o.pids[lead], syscall.SIGKILL)
+	time.Sleep(o.duration)
+	atomic.StoreInt32(&stop, 1)
+	wg.Wait()
+	r.Seconds = time.Since(start).Seconds()
+	r.Hist = total.pairs()
+	r.UnavailableMs = -1
+	if firstAfter != 0 {
+		r.UnavailableMs = float64(firstAfter-kill.UnixNano()) / 1e6
+	}
+	// Read back through the survivors only.
+	var live []string
+	for i, ep := range o.endpoints {
+		if i != lead {
+			live = append(live, ep)
+		}
+	}
+	rc, err := clientv3.New(clientv3.Config{Endpoints: live,
+		DialTimeout: 10 * time.Second, LogConfig: quietLog()})
+	if err != nil {
+		r.Note = "read-back: " + err.Error()
+		return
+	}
+	defer rc.Close()
+	keys := make(chan string, 1024)
+	var lost, checked uint64
+	var rerr atomic.Value
+	for g := 0; g < 64; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for k := range keys {
+				ctx, cancel := context.WithTimeout(context.Background(),
+					10*time.Second)
+				resp, err := rc.Get(ctx, k)
+				cancel()
+				if err != nil {
+					rerr.Store(err.Error())
+					continue
+				}
+				atomic.AddUint64(&checked, 1)
+				if resp.Count == 0 {
+					atomic.AddUint64(&lost, 1)
+				}
+			}
+		}()
+	}
+	for _, ks := range acked {
+		for _, k := range ks {
+			keys <- k
+		}
+		r.Acked += uint64(len(ks))
+	}
+	close(keys)
+	wg.Wait()
+	r.Lost = lost
+	if e := rerr.Load(); e != nil {
+		r.Note = "read-back: " + e.(string)
+	}
 }
 
 // watch runs W watchers over the connections and one paced writer; the
@@ -338,8 +499,16 @@ func main() {
 	flag.Float64Var(&o.readRatio, "read-ratio", 0.9, "mixed: share of reads")
 	flag.IntVar(&o.watchers, "watchers", 1000, "watch: watchers")
 	flag.IntVar(&o.rate, "rate", 1000, "watch: puts per second")
-	flag.StringVar(&o.workload, "workload", "put", "put, range, list, mixed or watch")
+	flag.StringVar(&o.workload, "workload", "put", "put, range, list, mixed, watch or failover")
+	var pids string
+	flag.StringVar(&pids, "pids", "", "failover: the members' pids, in the order of -endpoints")
+	flag.StringVar(&o.tag, "tag", "r", "failover: names the keys of this round")
 	flag.Parse()
+	for _, p := range strings.Split(pids, ",") {
+		if n, err := strconv.Atoi(p); err == nil {
+			o.pids = append(o.pids, n)
+		}
+	}
 	o.endpoints = strings.Split(eps, ",")
 	o.duration = time.Duration(dur * float64(time.Second))
 	o.warmup = time.Duration(warm * float64(time.Second))
@@ -357,6 +526,8 @@ func main() {
 		r.Note = "connect: " + err.Error()
 	} else if o.workload == "watch" {
 		watch(&o, cs, &r)
+	} else if o.workload == "failover" {
+		failover(&o, cs, &r)
 	} else {
 		load(&o, cs, &r)
 	}
