@@ -75,9 +75,10 @@ etcd_hist(json_t *arr, struct bench_hist *h)
     json_t *v;
 
     json_array_foreach(arr, i, v) {
-        bench_hist_add_bucket(h,
-                              (uint32_t)json_integer_value(json_array_get(v, 0)),
-                              (uint64_t)json_integer_value(json_array_get(v, 1)));
+        json_int_t bucket = json_integer_value(json_array_get(v, 0));
+        json_int_t count = json_integer_value(json_array_get(v, 1));
+
+        bench_hist_add_bucket(h, (uint32_t)bucket, (uint64_t)count);
     }
 }
 
